@@ -1,0 +1,81 @@
+"""The store's tables (SQLAlchemy Core). Migrations in `migrations/versions` create them."""
+
+from __future__ import annotations
+
+from typing import Final
+
+import sqlalchemy as sa
+
+__all__ = [
+    "HEAD_REVISION",
+    "KNOWN_REVISIONS",
+    "VERSION_TABLE",
+    "definitions",
+    "deps",
+    "events",
+    "inputs",
+    "latest",
+    "metadata",
+]
+
+# Our own version table, so an insync store can share a database with Airflow's `alembic_version`.
+VERSION_TABLE: Final = "insync_alembic_version"
+KNOWN_REVISIONS: Final = ("0001_initial",)  # oldest first; tests check it matches migrations/
+HEAD_REVISION: Final = KNOWN_REVISIONS[-1]
+
+metadata = sa.MetaData()
+Id = sa.BigInteger().with_variant(sa.Integer(), "sqlite")  # SQLite only autoincrements INTEGER
+
+events = sa.Table(
+    "insync_events",
+    metadata,
+    sa.Column("id", Id, primary_key=True, autoincrement=True),
+    sa.Column("asset_key", sa.Text, nullable=False),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("data_version", sa.Text, nullable=False),
+    sa.Column("code_version", sa.String(255)),
+    sa.Column("user_provided", sa.Boolean, nullable=False),
+    sa.Column("run_id", sa.String(255)),
+    sa.Column("framework", sa.String(64)),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Index("ix_insync_events_asset_id", "asset_key", "id"),
+)
+
+# Provenance as columns: one row per input of a materialization, as seen when the step started.
+inputs = sa.Table(
+    "insync_event_inputs",
+    metadata,
+    sa.Column("event_id", Id, sa.ForeignKey("insync_events.id"), primary_key=True),
+    sa.Column("input_key", sa.Text, primary_key=True),
+    sa.Column("data_version", sa.Text, nullable=False),
+    sa.Column("input_event_id", Id),
+)
+
+# The newest event per asset and kind, kept in the same transaction as the append.
+latest = sa.Table(
+    "insync_latest",
+    metadata,
+    sa.Column("asset_key", sa.Text, primary_key=True),
+    sa.Column("kind", sa.String(16), primary_key=True),
+    sa.Column("event_id", Id, sa.ForeignKey("insync_events.id"), nullable=False),
+)
+
+definitions = sa.Table(
+    "insync_definitions",
+    metadata,
+    sa.Column("asset_key", sa.Text, primary_key=True),
+    sa.Column("code_version", sa.String(255)),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("framework", sa.String(64)),
+    sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+deps = sa.Table(
+    "insync_deps",
+    metadata,
+    sa.Column("asset_key", sa.Text, primary_key=True),
+    sa.Column("dep_key", sa.Text, primary_key=True),
+    sa.Index("ix_insync_deps_dep_key", "dep_key"),
+)

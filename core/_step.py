@@ -1,0 +1,122 @@
+"""The execution protocol every adapter follows: check, then skip or run, then record."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ._cache import NO_VALUE, ValueCache
+from ._model import AssetSpec, AssetStatus, Event, InputVersion, StaleStatus
+from ._store import EventStore
+from ._versions import DataVersion
+
+__all__ = ["Step", "StepDecision"]
+
+log = logging.getLogger("insync")
+
+
+@dataclass(frozen=True, slots=True)
+class StepDecision:
+    """What the check decided, in one loggable line (`message`)."""
+
+    skip: bool
+    status: AssetStatus
+    reason: str
+    value: Any = NO_VALUE
+    inputs: tuple[InputVersion, ...] = ()
+
+    @property
+    def message(self) -> str:
+        verb = "skip" if self.skip else "run"
+        return (
+            f"{verb} {self.status.key}: {self.status.status.value}{', ' + self.reason if self.reason else ''}"
+        )
+
+
+class Step:
+    """One versioned step: `check()` before the user's code, `record()` after it succeeds.
+
+    The spec is registered if it changed; the inputs are snapshot at `check()` so provenance shows
+    what the step read, not what upstream wrote while it ran.
+    """
+
+    def __init__(
+        self,
+        store: EventStore,
+        spec: AssetSpec,
+        *,
+        run_id: str | None = None,
+        framework: str | None = None,
+        cache: ValueCache | None = None,
+        force: bool = False,
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.run_id = run_id
+        self.framework = framework or spec.framework
+        self.cache = cache
+        self.force = force
+        self.decision: StepDecision | None = None
+
+    def check(self, *, needs_value: bool = True) -> StepDecision:
+        """Decide whether the step runs, and log why in one line.
+
+        It skips iff the asset has a code version, is FRESH, no force is set and (when
+        `needs_value` and a cache is set) the last value loads. A retry within the same run id
+        whose inputs are unchanged also skips, so retries never record twice.
+        """
+        status, inputs = self.store._step_view(self.spec)
+        skip, reason, value = self._decide(status, needs_value=needs_value)
+        self.decision = StepDecision(skip, status, reason, value, inputs)
+        log.info("%s", self.decision.message)
+        return self.decision
+
+    def _decide(self, status: AssetStatus, *, needs_value: bool) -> tuple[bool, str, Any]:
+        if status.status is StaleStatus.MISSING:
+            return False, "never materialized", NO_VALUE
+        if status.status is StaleStatus.STALE:
+            return False, "; ".join(str(c) for c in status.root_causes), NO_VALUE
+        if self.force:
+            return False, "forced", NO_VALUE
+        same_run = self.run_id is not None and status.last_run_id == self.run_id
+        if self.spec.code_version is None and not same_run:
+            return False, "no code version, so it always runs", NO_VALUE
+        if not (needs_value and self.cache is not None):
+            return True, "already materialized in this run" if same_run else "", NO_VALUE
+        value = self.cache.get(self.spec.key, status.data_version)
+        if value is NO_VALUE:
+            return False, "cached value missing", NO_VALUE
+        return True, "already materialized in this run" if same_run else "", value
+
+    def record(
+        self,
+        value: Any = NO_VALUE,
+        *,
+        data_version: DataVersion | str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Record the materialization (and cache `value`) after the user's code succeeded.
+
+        The value is serialized first: an unserializable value raises `SerializationError` and
+        nothing is recorded. A failing cache write only logs; the next check then runs the step.
+        """
+        data = None
+        if value is not NO_VALUE and self.cache is not None:
+            data = self.cache.serialize(self.spec.key, value)
+        inputs = self.decision.inputs if self.decision is not None else None
+        event = self.store.record_materialization(
+            self.spec.key,
+            data_version=data_version,
+            run_id=self.run_id,
+            framework=self.framework,
+            metadata=metadata,
+            inputs=inputs,
+        )
+        if data is not None and self.cache is not None:
+            try:
+                self.cache.put_bytes(self.spec.key, event.data_version, data)
+            except Exception as exc:  # the record stands; the next check recomputes
+                log.warning("value cache: cannot write %s (%s)", self.spec.key, exc)
+        return event

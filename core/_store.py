@@ -1,0 +1,793 @@
+"""The event store: append-only events, a latest-record index and the registered definitions.
+
+Every read of status loads what it needs in a fixed number of queries (definitions, deps, latest
+events, their inputs) and hands plain records to `_staleness`; no query runs per asset or per edge.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, TypeVar
+
+import pendulum
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from . import _schema as t
+from ._keys import AssetKey, CoercibleToAssetKey
+from ._model import AssetSpec, AssetStatus, Event, EventKind, InputVersion, freeze_metadata
+from ._settings import Settings, resolve_settings
+from ._staleness import (
+    LatestRecords,
+    Materialized,
+    compute_statuses,
+    current_version,
+    topological_order,
+)
+from ._versions import DataVersion, logical_data_version, user_data_version
+from .errors import (
+    SchemaVersionError,
+    StoreError,
+    StoreUnavailable,
+    UnknownAssetError,
+)
+
+__all__ = ["EventStore", "Materialization"]
+
+log = logging.getLogger("insync")
+
+T = TypeVar("T")
+Scope = Literal["self", "deps", "ancestors"]
+_CHUNK: Final = 500  # bound on bound parameters per statement (SQLite allows 32766)
+_BUSY_TIMEOUT_S: Final = 30.0
+_RETRIES: Final = 8
+_MAT: Final = "materialization"
+_OBS: Final = "observation"
+
+
+@dataclass(frozen=True, slots=True)
+class Materialization:
+    """One materialization to append with `EventStore.record_materializations`."""
+
+    key: AssetKey
+    data_version: DataVersion | None = None  # None: logical (code version + inputs)
+    run_id: str | None = None
+    framework: str | None = None
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    inputs: tuple[InputVersion, ...] | None = None  # None: the inputs' versions right now
+
+
+class EventStore:
+    """The insync store on any SQLAlchemy URL (SQLite embedded by default, PostgreSQL shared).
+
+    `EventStore()` resolves its location at call time: explicit url > $INSYNC_DATABASE_URL >
+    $INSYNC_HOME > ./.insync. Opening creates an empty store, refuses one written by another
+    schema revision, and never rewrites data silently.
+
+    :raises StoreUnavailable: the database cannot be reached.
+    :raises SchemaVersionError: the store needs `insync db upgrade`, or is newer than this insync.
+    :raises StoreError: the file or database is not an insync store.
+    """
+
+    def __init__(self, url: str | None = None, *, upgrade: bool = False) -> None:
+        self.settings: Settings = resolve_settings(url)
+        self.url = sa.make_url(_normalize_driver(self.settings.database_url))
+        self.dialect = self.url.get_backend_name()
+        self._engine = self._create_engine()
+        try:
+            self._prepare_schema(upgrade=upgrade)
+        except BaseException:
+            self._engine.dispose()
+            raise
+
+    # ----------------------------------------------------------------------------- lifecycle
+    def __repr__(self) -> str:
+        return f"EventStore({self.url.render_as_string(hide_password=True)!r})"
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._engine.dispose()
+
+    def _create_engine(self) -> sa.Engine:
+        if self.dialect != "sqlite":
+            return sa.create_engine(self.url, pool_pre_ping=True)
+        if self.url.database and self.url.database != ":memory:":
+            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine = sa.create_engine(self.url, connect_args={"timeout": _BUSY_TIMEOUT_S})
+
+        @sa.event.listens_for(engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            # We issue BEGIN ourselves (below); pysqlite's implicit transactions would defer the
+            # write lock to the first write and turn concurrent upgrades into "database is locked".
+            dbapi_connection.isolation_level = None
+            cursor = dbapi_connection.cursor()
+            cursor.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
+            cursor.execute("PRAGMA journal_mode = WAL")
+            cursor.execute("PRAGMA synchronous = NORMAL")
+            cursor.execute("PRAGMA foreign_keys = ON")
+            cursor.close()
+
+        @sa.event.listens_for(engine, "begin")
+        def _on_begin(conn: sa.Connection) -> None:
+            write = conn.get_execution_options().get("insync_write", False)
+            conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+        return engine
+
+    # ------------------------------------------------------------------------- transactions
+    @contextmanager
+    def _read(self) -> Iterator[sa.Connection]:
+        try:
+            with self._engine.connect() as conn, conn.begin():
+                yield conn
+        except sa.exc.OperationalError as exc:
+            raise self._unavailable(exc) from exc
+        except sa.exc.DatabaseError as exc:
+            raise self._not_a_store(exc) from exc
+
+    def _write(self, work: Callable[[sa.Connection], T]) -> T:
+        """Run `work` in one write transaction, retrying lock timeouts, deadlocks and conflicts."""
+        for attempt in range(_RETRIES):
+            try:
+                with self._engine.connect() as conn:
+                    conn.execution_options(insync_write=True)
+                    with conn.begin():
+                        return work(conn)
+            except sa.exc.DBAPIError as exc:
+                if not _is_retryable(exc) or attempt == _RETRIES - 1:
+                    if isinstance(exc, sa.exc.OperationalError):
+                        raise self._unavailable(exc) from exc
+                    raise
+                time.sleep(min(2.0, 0.05 * 2**attempt) * random.uniform(0.5, 1.5))
+        raise AssertionError("unreachable")
+
+    def _unavailable(self, exc: sa.exc.DBAPIError) -> StoreError:
+        where = self.url.render_as_string(hide_password=True)
+        if _is_retryable(exc):
+            return StoreUnavailable(
+                f"the insync store {where} stayed locked by other writers for "
+                f"{_BUSY_TIMEOUT_S:.0f}s ({exc.orig}); retry, or use PostgreSQL for many "
+                "concurrent workers"
+            )
+        if "not a database" in str(exc.orig):
+            return self._not_a_store(exc)
+        return StoreUnavailable(
+            f"cannot reach the insync store {where} (chosen by {self.settings.source}): "
+            f"{exc.orig}; check the database is running and the URL is right"
+        )
+
+    def _not_a_store(self, exc: Exception) -> StoreError:
+        where = self.url.render_as_string(hide_password=True)
+        return StoreError(
+            f"{where} is not a readable insync store ({getattr(exc, 'orig', exc)}); nothing was "
+            "changed: move the file aside or point INSYNC_DATABASE_URL/INSYNC_HOME elsewhere"
+        )
+
+    # ---------------------------------------------------------------------------- schema
+    def schema_revision(self) -> str | None:
+        """The store's schema revision, or None for an empty database."""
+        with self._read() as conn:
+            return _read_revision(conn)
+
+    def _prepare_schema(self, *, upgrade: bool) -> None:
+        revision = self.schema_revision()
+        if revision == t.HEAD_REVISION:
+            return
+        self._check_known(revision)
+        if revision is not None and not upgrade:
+            raise SchemaVersionError(
+                f"the insync store {self.url.render_as_string(hide_password=True)} has schema "
+                f"revision {revision}; this insync needs {t.HEAD_REVISION}: run `insync db upgrade`"
+            )
+        self._write(self._migrate)
+
+    def _check_known(self, revision: str | None) -> None:
+        if revision is not None and revision not in t.KNOWN_REVISIONS:
+            raise SchemaVersionError(
+                f"the insync store {self.url.render_as_string(hide_password=True)} was written by "
+                f"a newer insync (schema revision {revision!r}; this one knows up to "
+                f"{t.HEAD_REVISION!r}); upgrade insync to use it. The store was not changed."
+            )
+
+    def _migrate(self, conn: sa.Connection) -> None:
+        from alembic import command
+        from alembic.config import Config
+
+        if self.dialect == "postgresql":  # one migrator at a time across processes
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7262351)"))
+        revision = _read_revision(conn)  # again, under the lock: another process may have won
+        self._check_known(revision)
+        if revision == t.HEAD_REVISION:
+            return
+        if revision is None and _has_insync_tables(conn):
+            raise StoreError(
+                f"{self.url.render_as_string(hide_password=True)} has insync tables but no "
+                f"{t.VERSION_TABLE} row; it was damaged or created by hand. Nothing was changed: "
+                "move it aside or restore it from a backup"
+            )
+        config = Config()
+        config.set_main_option("script_location", str(Path(__file__).with_name("migrations")))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "head")
+        log.info("insync store %s migrated to %s", self, t.HEAD_REVISION)
+
+    # ----------------------------------------------------------------------- definitions
+    def register(self, specs: Iterable[AssetSpec]) -> None:
+        """Upsert the current definitions of these assets.
+
+        Dependencies that are not defined become `external` placeholders. An `external` spec never
+        replaces a materializable or observable definition, so a dbt source does not clobber the
+        Airflow task that writes the same table.
+
+        :raises CycleError: the new definitions close a cycle (nothing is written).
+        """
+        batch = {spec.key: spec for spec in specs}
+        if batch:
+            self._write(lambda conn: self._register(conn, list(batch.values())))
+
+    def _register(self, conn: sa.Connection, specs: list[AssetSpec]) -> None:
+        now = pendulum.now("UTC")
+        rows = [
+            {
+                "asset_key": str(s.key),
+                "code_version": s.code_version,
+                "kind": s.kind,
+                "framework": s.framework,
+                "metadata": s.metadata_json,
+                "updated_at": now,
+            }
+            for s in specs
+        ]
+        owning = [r for r in rows if r["kind"] != "external"]
+        placeholders = [r for r in rows if r["kind"] == "external"]
+        self._upsert(conn, t.definitions, owning, ["asset_key"])
+        self._upsert(conn, t.definitions, placeholders, ["asset_key"], only_if_kind="external")
+        owned_keys = [r["asset_key"] for r in owning]
+        for chunk in _chunks(owned_keys):
+            conn.execute(t.deps.delete().where(t.deps.c.asset_key.in_(chunk)))
+        dep_rows = [
+            {"asset_key": str(s.key), "dep_key": str(d)}
+            for s in specs
+            if s.kind != "external"
+            for d in s.deps
+        ]
+        if dep_rows:
+            conn.execute(t.deps.insert(), dep_rows)
+        missing = sorted({r["dep_key"] for r in dep_rows} - set(owned_keys))
+        self._insert_placeholders(conn, missing, now)
+        self._reject_cycles(conn, owned_keys)
+
+    def _insert_placeholders(self, conn: sa.Connection, keys: list[str], now: Any) -> None:
+        rows = [
+            {
+                "asset_key": k,
+                "code_version": None,
+                "kind": "external",
+                "framework": None,
+                "metadata": "{}",
+                "updated_at": now,
+            }
+            for k in keys
+        ]
+        for chunk in _chunks(rows):
+            conn.execute(self._insert(t.definitions).values(chunk).on_conflict_do_nothing())
+
+    def _reject_cycles(self, conn: sa.Connection, keys: list[str]) -> None:
+        """A new cycle must pass through a key just registered: look only among its ancestors."""
+        for chunk in _chunks(keys):
+            closure = _ancestors_cte(chunk)
+            hit = conn.execute(sa.select(closure.c.k).where(closure.c.k.in_(chunk)).limit(1)).first()
+            if hit is not None:  # maybe just a -> b registered together; sort to be sure
+                specs, _ = self._load(conn, [AssetKey(k) for k in chunk], "ancestors", with_latest=False)
+                topological_order(specs)  # raises CycleError naming the cycle
+
+    def _insert(self, table: sa.Table) -> Any:
+        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        return dialect_insert(table)
+
+    def _upsert(
+        self,
+        conn: sa.Connection,
+        table: sa.Table,
+        rows: list[dict[str, Any]],
+        index: list[str],
+        *,
+        only_if_kind: str | None = None,
+    ) -> None:
+        if not rows:
+            return
+        stmt = self._insert(table)
+        changed = {c: stmt.excluded[c] for c in rows[0] if c not in index}
+        where = table.c.kind == only_if_kind if only_if_kind else None
+        stmt = stmt.on_conflict_do_update(index_elements=index, set_=changed, where=where)
+        conn.execute(stmt, rows)
+
+    def definitions(self) -> dict[AssetKey, AssetSpec]:
+        """Every registered definition, placeholders included."""
+        with self._read() as conn:
+            specs, _ = self._load(conn, None, "self", with_latest=False)
+        return specs
+
+    # ---------------------------------------------------------------------------- writes
+    def record_materialization(
+        self,
+        key: CoercibleToAssetKey,
+        *,
+        data_version: DataVersion | str | None = None,
+        run_id: str | None = None,
+        framework: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        inputs: Sequence[InputVersion] | None = None,
+    ) -> Event:
+        """Append a materialization with its provenance.
+
+        `data_version` None computes the logical version from the registered code version (the
+        run id when the code version is unknown) and the inputs; a given one is user-provided and
+        wins. `inputs` None reads the inputs' current versions now; steps pass the snapshot taken
+        when they started.
+
+        :raises UnknownAssetError: the key is not registered.
+        :raises InvalidDataVersion: the data version is empty or a sentinel name.
+        """
+        item = Materialization(
+            key=AssetKey.parse(key),
+            data_version=None if data_version is None else user_data_version(data_version),
+            run_id=run_id,
+            framework=framework,
+            metadata=metadata or {},
+            inputs=None if inputs is None else tuple(inputs),
+        )
+        return self.record_materializations([item])[0]
+
+    def record_materializations(self, items: Sequence[Materialization]) -> list[Event]:
+        """Append many materializations in one transaction, in order.
+
+        An item whose `inputs` is None sees the versions written by the items before it, so a
+        batch in topological order records each child against its parent's new version.
+        """
+        if not items:
+            return []
+        return self._write(lambda conn: self._append_materializations(conn, list(items)))
+
+    def _append_materializations(self, conn: sa.Connection, items: list[Materialization]) -> list[Event]:
+        keys = {item.key for item in items}
+        specs, latest = self._load(conn, list(keys), "deps")
+        unknown = sorted(str(k) for k in keys if k not in specs)
+        if unknown:
+            raise UnknownAssetError(_unknown_message(unknown, specs))
+        now = pendulum.now("UTC")
+        # Versions written earlier in this batch: key -> (data version, batch index).
+        written: dict[AssetKey, tuple[str, int]] = {}
+        prepared = []
+        for index, item in enumerate(items):
+            spec = specs[item.key]
+            if item.inputs is not None:
+                snapshot = [(i.key, i.data_version.value, i.event_id, None) for i in item.inputs]
+            else:
+                snapshot = []
+                for dep in spec.deps:
+                    if dep in written:
+                        version, batch_index = written[dep]
+                        snapshot.append((dep, version, None, batch_index))
+                    else:
+                        version, event_id, _ = current_version(specs.get(dep), latest.get(dep))
+                        snapshot.append((dep, version, event_id, None))
+            run_id = item.run_id
+            if item.data_version is not None:
+                version, user_provided = item.data_version.value, True
+            else:
+                if spec.code_version is None and run_id is None:
+                    run_id = uuid.uuid4().hex  # unknown code: the run id stands in
+                stand_in = spec.code_version if spec.code_version is not None else f"run:{run_id}"
+                versions = {k: DataVersion(v) for k, v, _, _ in snapshot}
+                version, user_provided = logical_data_version(stand_in, versions).value, False
+            written[item.key] = (version, index)
+            prepared.append((item, spec, snapshot, version, user_provided, run_id))
+
+        rows = [
+            {
+                "asset_key": str(item.key),
+                "kind": _MAT,
+                "data_version": version,
+                "code_version": spec.code_version,
+                "user_provided": user_provided,
+                "run_id": run_id,
+                "framework": item.framework or spec.framework,
+                "created_at": now,
+                "metadata": freeze_metadata(item.metadata, what=f"materialization of {item.key}"),
+            }
+            for item, spec, _, version, user_provided, run_id in prepared
+        ]
+        ids = self._insert_events(conn, rows)
+        input_rows = [
+            {
+                "event_id": ids[i],
+                "input_key": str(dep),
+                "data_version": version,
+                "input_event_id": ids[batch_index] if batch_index is not None else event_id,
+            }
+            for i, (_, _, snapshot, _, _, _) in enumerate(prepared)
+            for dep, version, event_id, batch_index in snapshot
+        ]
+        if input_rows:
+            conn.execute(t.inputs.insert(), input_rows)
+        self._advance_latest(conn, [(r["asset_key"], _MAT, i) for r, i in zip(rows, ids, strict=True)])
+        return [
+            _event_from_row(
+                ids[i],
+                rows[i],
+                tuple(
+                    InputVersion(dep, DataVersion(version), ids[b] if b is not None else e)
+                    for dep, version, e, b in prepared[i][2]
+                ),
+            )
+            for i in range(len(rows))
+        ]
+
+    def record_observation(
+        self,
+        key: CoercibleToAssetKey,
+        data_version: DataVersion | str,
+        *,
+        run_id: str | None = None,
+        framework: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+    ) -> Event:
+        """Append an observation of a source's data version.
+
+        :raises UnknownAssetError: the key is not registered (register it as `observable`).
+        :raises InvalidDataVersion: the data version is empty or a sentinel name.
+        """
+        asset = AssetKey.parse(key)
+        version = user_data_version(data_version)
+        row = {
+            "asset_key": str(asset),
+            "kind": _OBS,
+            "data_version": version.value,
+            "code_version": None,
+            "user_provided": True,
+            "run_id": run_id,
+            "framework": framework,
+            "created_at": pendulum.now("UTC"),
+            "metadata": freeze_metadata(metadata, what=f"observation of {asset}"),
+        }
+
+        def work(conn: sa.Connection) -> Event:
+            exists = conn.execute(
+                sa.select(t.definitions.c.asset_key).where(t.definitions.c.asset_key == str(asset))
+            ).first()
+            if exists is None:
+                specs, _ = self._load(conn, None, "self", with_latest=False)
+                raise UnknownAssetError(
+                    _unknown_message([str(asset)], specs)
+                    + f"; for a source: register AssetSpec({str(asset)!r}, kind='observable')"
+                )
+            (event_id,) = self._insert_events(conn, [row])
+            self._advance_latest(conn, [(str(asset), _OBS, event_id)])
+            return _event_from_row(event_id, row, ())
+
+        return self._write(work)
+
+    def _insert_events(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
+        stmt = t.events.insert().returning(t.events.c.id, sort_by_parameter_order=True)
+        return [row[0] for row in conn.execute(stmt, rows)]
+
+    def _advance_latest(self, conn: sa.Connection, entries: list[tuple[str, str, int]]) -> None:
+        newest: dict[tuple[str, str], int] = {}
+        for key, kind, event_id in entries:
+            newest[(key, kind)] = max(event_id, newest.get((key, kind), 0))
+        # Sorted, so concurrent PostgreSQL writers lock rows in one order and never deadlock;
+        # the WHERE keeps a slower transaction with an older id from moving the index backwards.
+        rows = [{"asset_key": k, "kind": kind, "event_id": i} for (k, kind), i in sorted(newest.items())]
+        stmt = self._insert(t.latest)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["asset_key", "kind"],
+            set_={"event_id": stmt.excluded.event_id},
+            where=stmt.excluded.event_id > t.latest.c.event_id,
+        )
+        conn.execute(stmt, rows)
+
+    # ----------------------------------------------------------------------------- reads
+    def status(self, key: CoercibleToAssetKey, *, upstream: bool = True) -> AssetStatus:
+        """Status of one asset; with `upstream`, also the ancestors whose change is pending.
+
+        :raises UnknownAssetError: the key is not registered.
+        """
+        asset = AssetKey.parse(key)
+        with self._read() as conn:
+            specs, latest = self._load(conn, [asset], "ancestors" if upstream else "deps")
+        if asset not in specs:
+            with self._read() as conn:
+                known, _ = self._load(conn, None, "self", with_latest=False)
+            raise UnknownAssetError(_unknown_message([str(asset)], known))
+        return compute_statuses(specs, latest, [asset], with_upstream=upstream)[asset]
+
+    def statuses(
+        self, keys: Iterable[CoercibleToAssetKey] | None = None, *, upstream: bool = True
+    ) -> dict[AssetKey, AssetStatus]:
+        """Status of every registered asset (or of `keys`), in four queries whatever the size.
+
+        :raises UnknownAssetError: a key is not registered.
+        :raises CycleError: the registered definitions contain a cycle.
+        """
+        wanted = None if keys is None else [AssetKey.parse(k) for k in keys]
+        with self._read() as conn:
+            if wanted is None:
+                specs, latest = self._load(conn, None, "self")
+            else:
+                specs, latest = self._load(conn, wanted, "ancestors" if upstream else "deps")
+        if wanted is not None:
+            unknown = sorted(str(k) for k in wanted if k not in specs)
+            if unknown:
+                raise UnknownAssetError(_unknown_message(unknown, specs))
+        return compute_statuses(specs, latest, wanted, with_upstream=upstream)
+
+    def _step_view(self, spec: AssetSpec) -> tuple[AssetStatus, tuple[InputVersion, ...]]:
+        """For a step's check: register `spec` if it changed, then its status and input snapshot.
+
+        Two to four queries on the hot path, and no write when the definition is unchanged.
+        """
+        with self._read() as conn:
+            specs, latest = self._load(conn, [spec.key], "deps")
+        if specs.get(spec.key) != spec:
+            self.register([spec])
+            with self._read() as conn:
+                specs, latest = self._load(conn, [spec.key], "deps")
+        status = compute_statuses(specs, latest, [spec.key], with_upstream=False)[spec.key]
+        return status, inputs_of(specs[spec.key], specs, latest)
+
+    def snapshot_inputs(self, key: CoercibleToAssetKey) -> tuple[InputVersion, ...]:
+        """The current data version and event id of each dependency of `key`.
+
+        :raises UnknownAssetError: the key is not registered.
+        """
+        asset = AssetKey.parse(key)
+        with self._read() as conn:
+            specs, latest = self._load(conn, [asset], "deps")
+        if asset not in specs:
+            raise UnknownAssetError(_unknown_message([str(asset)], specs))
+        return inputs_of(specs[asset], specs, latest)
+
+    def history(
+        self, key: CoercibleToAssetKey, *, limit: int | None = None, kind: EventKind | None = None
+    ) -> list[Event]:
+        """Events of one asset, newest first, with their inputs."""
+        asset = AssetKey.parse(key)
+        query = sa.select(t.events).where(t.events.c.asset_key == str(asset))
+        if kind is not None:
+            query = query.where(t.events.c.kind == kind)
+        query = query.order_by(t.events.c.id.desc()).limit(limit)
+        with self._read() as conn:
+            rows = [r._asdict() for r in conn.execute(query)]
+            ids = [r["id"] for r in rows]
+            found: dict[int, list[InputVersion]] = {}
+            for chunk in _chunks(ids):
+                for r in conn.execute(sa.select(t.inputs).where(t.inputs.c.event_id.in_(chunk))):
+                    found.setdefault(r.event_id, []).append(
+                        InputVersion(AssetKey(r.input_key), DataVersion(r.data_version), r.input_event_id)
+                    )
+        return [
+            _event_from_row(r["id"], r, tuple(sorted(found.get(r["id"], []), key=lambda i: i.key)))
+            for r in rows
+        ]
+
+    def latest_event(self, key: CoercibleToAssetKey, kind: EventKind | None = None) -> Event | None:
+        """The newest event of an asset (of `kind`, if given), or None."""
+        events = self.history(key, limit=1, kind=kind)
+        return events[0] if events else None
+
+    def last_event_id(self) -> int:
+        """The highest event id in the store (0 when empty): a cheap change marker for pollers."""
+        with self._read() as conn:
+            return int(conn.execute(sa.select(sa.func.max(t.events.c.id))).scalar() or 0)
+
+    # ------------------------------------------------------------------------ bulk loading
+    def _load(
+        self,
+        conn: sa.Connection,
+        keys: list[AssetKey] | None,
+        scope: Scope,
+        *,
+        with_latest: bool = True,
+    ) -> tuple[dict[AssetKey, AssetSpec], dict[AssetKey, LatestRecords]]:
+        """Definitions and latest records of `keys` widened to `scope` (all assets for None).
+
+        Four queries: definitions, deps, latest events, inputs of latest materializations.
+        """
+        if keys is None:
+            in_scope: Callable[[Any], Any] = lambda column: sa.true()  # noqa: E731
+        else:
+            names = sorted({str(k) for k in keys})
+            if scope == "ancestors":
+                wider: Any = sa.select(_ancestors_cte(names).c.k)
+            elif scope == "deps":
+                wider = sa.select(t.deps.c.dep_key).where(t.deps.c.asset_key.in_(names))
+            else:
+                wider = None
+            in_scope = lambda column: (  # noqa: E731
+                column.in_(names) if wider is None else sa.or_(column.in_(names), column.in_(wider))
+            )
+
+        d = t.definitions
+        dep_lists: dict[str, list[AssetKey]] = {}
+        for asset_key, dep_key in conn.execute(
+            sa.select(t.deps.c.asset_key, t.deps.c.dep_key).where(in_scope(t.deps.c.asset_key))
+        ):
+            dep_lists.setdefault(asset_key, []).append(AssetKey(dep_key))
+        specs: dict[AssetKey, AssetSpec] = {}
+        for asset_key, code_version, kind, framework, meta in conn.execute(
+            sa.select(d.c.asset_key, d.c.code_version, d.c.kind, d.c.framework, d.c.metadata).where(
+                in_scope(d.c.asset_key)
+            )
+        ):
+            spec = _spec_from_row(
+                asset_key, code_version, kind, framework, meta, dep_lists.get(asset_key, ())
+            )
+            specs[spec.key] = spec
+        latest: dict[AssetKey, LatestRecords] = {}
+        if not with_latest:
+            return specs, latest
+
+        e, lt = t.events, t.latest
+        inputs_by_event: dict[int, dict[AssetKey, tuple[str, int | None]]] = {}
+        for event_id, input_key, version, input_event_id in conn.execute(
+            sa.select(
+                t.inputs.c.event_id, t.inputs.c.input_key, t.inputs.c.data_version, t.inputs.c.input_event_id
+            )
+            .join(lt, sa.and_(lt.c.event_id == t.inputs.c.event_id, lt.c.kind == _MAT))
+            .where(in_scope(lt.c.asset_key))
+        ):
+            inputs_by_event.setdefault(event_id, {})[AssetKey(input_key)] = (version, input_event_id)
+        for asset_key, kind, event_id, version, code_version, user_provided, run_id in conn.execute(
+            sa.select(
+                lt.c.asset_key,
+                lt.c.kind,
+                e.c.id,
+                e.c.data_version,
+                e.c.code_version,
+                e.c.user_provided,
+                e.c.run_id,
+            )
+            .join(e, e.c.id == lt.c.event_id)
+            .where(in_scope(lt.c.asset_key))
+        ):
+            asset = AssetKey(asset_key)
+            records = latest.get(asset)
+            if records is None:
+                records = latest[asset] = LatestRecords()
+            if kind == _MAT:
+                records.materialization = Materialized(
+                    event_id,
+                    version,
+                    code_version,
+                    bool(user_provided),
+                    run_id,
+                    inputs_by_event.get(event_id, {}),
+                )
+            else:
+                records.observation = (event_id, version)
+        return specs, latest
+
+
+def inputs_of(
+    spec: AssetSpec,
+    specs: Mapping[AssetKey, AssetSpec],
+    latest: Mapping[AssetKey, LatestRecords],
+) -> tuple[InputVersion, ...]:
+    """The provenance snapshot of `spec`'s inputs from already loaded records."""
+    out = []
+    for dep in spec.deps:
+        version, event_id, _ = current_version(specs.get(dep), latest.get(dep))
+        out.append(InputVersion(dep, DataVersion(version), event_id))
+    return tuple(out)
+
+
+def _ancestors_cte(names: list[str]) -> sa.CTE:
+    """Every strict ancestor of `names`, in one recursive query."""
+    start = sa.select(t.deps.c.dep_key.label("k")).where(t.deps.c.asset_key.in_(names))
+    closure = start.cte("ancestors", recursive=True)
+    step = sa.select(t.deps.c.dep_key).join(closure, t.deps.c.asset_key == closure.c.k)
+    return closure.union(step)  # UNION, not UNION ALL: terminates even on a cyclic graph
+
+
+def _spec_from_row(
+    key: str,
+    code_version: str | None,
+    kind: Any,
+    framework: str | None,
+    meta: str,
+    deps: Iterable[AssetKey],
+) -> AssetSpec:
+    # Rows were validated when registered: build without re-validating (hot path for 100k assets).
+    spec = object.__new__(AssetSpec)
+    set_ = object.__setattr__
+    set_(spec, "key", AssetKey(key))
+    set_(spec, "code_version", code_version)
+    set_(spec, "deps", tuple(sorted(deps)))
+    set_(spec, "kind", kind)
+    set_(spec, "framework", framework)
+    set_(spec, "metadata_json", meta)
+    return spec
+
+
+def _event_from_row(event_id: int, row: Mapping[str, Any], inputs: tuple[InputVersion, ...]) -> Event:
+    created = row["created_at"]
+    if not isinstance(created, pendulum.DateTime):
+        created = pendulum.instance(created, tz="UTC")
+    return Event(
+        id=event_id,
+        key=AssetKey(row["asset_key"]),
+        kind=row["kind"],
+        data_version=DataVersion(row["data_version"]),
+        code_version=row["code_version"],
+        user_provided=bool(row["user_provided"]),
+        run_id=row["run_id"],
+        framework=row["framework"],
+        timestamp=created.in_timezone("UTC"),
+        metadata=json.loads(row["metadata"]),
+        inputs=inputs,
+    )
+
+
+def _read_revision(conn: sa.Connection) -> str | None:
+    if not sa.inspect(conn).has_table(t.VERSION_TABLE):
+        return None
+    return conn.execute(sa.text(f"SELECT version_num FROM {t.VERSION_TABLE}")).scalar()
+
+
+def _has_insync_tables(conn: sa.Connection) -> bool:
+    names = set(sa.inspect(conn).get_table_names())
+    return any(table.name in names for table in t.metadata.sorted_tables)
+
+
+def _unknown_message(keys: list[str], specs: Mapping[AssetKey, AssetSpec]) -> str:
+    import difflib
+
+    known = [str(k) for k in specs]
+    hints = []
+    for key in keys:
+        close = difflib.get_close_matches(key, known, n=1)
+        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return (
+        f"unknown asset {', '.join(hints)}: it is not registered in this store; register it "
+        "with store.register([AssetSpec(...)]) or check the store URL"
+    )
+
+
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    for start in range(0, len(items), _CHUNK):
+        yield items[start : start + _CHUNK]
+
+
+def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    code = getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None)
+    return (
+        "database is locked" in text
+        or "database table is locked" in text
+        or code in {"40001", "40P01", "55P03"}  # serialization failure, deadlock, lock timeout
+    )
+
+
+def _normalize_driver(url: str) -> str:
+    """`postgresql://` means psycopg2 to SQLAlchemy; use psycopg 3 when that is what is installed."""
+    parsed = sa.make_url(url)
+    if parsed.drivername == "postgresql":
+        try:
+            import psycopg2  # noqa: F401
+        except ImportError:
+            return parsed.set(drivername="postgresql+psycopg").render_as_string(hide_password=False)
+    return url
