@@ -1,0 +1,23 @@
+"""insync for Prefect 3: versioned tasks and flows, native Cached states, source observation.
+
+- `versioned(key, code_version=..., deps=...)` above `@task`/`@flow`/`@materialize`: each run is
+  checked against the insync store when it starts; a FRESH asset ends in Prefect's `Cached`
+  state with its last value, otherwise the function runs and the materialization is recorded.
+- `observation_flow({key: observe_fn})`: a deployable flow recording source observations and
+  emitting `insync.source.changed` when a data version changes.
+- `source_changed_trigger(*keys)`: the deployment trigger that starts a downstream flow then.
+"""
+
+from __future__ import annotations
+
+try:
+    import prefect  # noqa: F401
+except ImportError as exc:  # pragma: no cover - exercised without Prefect installed
+    raise ImportError(
+        "insync.adapters.prefect needs Prefect 3: pip install 'insync[prefect]'"
+    ) from exc
+
+from ._decorator import versioned
+from ._observe import SOURCE_CHANGED_EVENT, observation_flow, source_changed_trigger
+
+__all__ = ["SOURCE_CHANGED_EVENT", "observation_flow", "source_changed_trigger", "versioned"]

@@ -1,0 +1,197 @@
+"""`versioned(...)`: make a Prefect task or flow a versioned insync asset."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+from uuid import uuid4
+
+from prefect import Flow, Task
+from prefect.context import FlowRunContext
+from prefect.logging import get_run_logger
+from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
+from prefect.states import Completed
+
+from insync.core import (
+    AssetKey,
+    ConfigError,
+    DataVersion,
+    EventStore,
+    Step,
+    ValueCache,
+    resolve_code_version,
+)
+
+from ._binding import Binding
+from ._runtime import FRAMEWORK, open_store, open_value_cache
+from ._task import version_task
+
+if TYPE_CHECKING:
+    from prefect.states import State
+
+_T = TypeVar("_T", bound="Task[Any, Any] | Flow[Any, Any]")
+
+
+def versioned(
+    key: str | Sequence[str] | AssetKey,
+    *,
+    code_version: str | None = None,
+    deps: Iterable[str | Sequence[str] | AssetKey] = (),
+    infer_deps: bool = True,
+    data_version: Callable[[Any], DataVersion | str] | None = None,
+    store: str | EventStore | None = None,
+    value_cache: ValueCache | None = None,
+    force: bool = False,
+    metadata: Mapping[str, Any] | None = None,
+) -> Callable[[_T], _T]:
+    """Declare that a Prefect `@task` or `@flow` materializes the asset `key`.
+
+    Put it above `@task`/`@flow` (and above `@materialize`)::
+
+        @versioned("analytics/orders", code_version="auto")
+        @task
+        def orders(raw): ...
+
+    Each run of a versioned task is checked when it starts: if the asset is FRESH (same code
+    version, same upstream data versions as its last materialization) the run ends in Prefect's
+    `Cached` state with the last value, without calling the function. Otherwise the function
+    runs and the materialization is recorded in the insync store.
+
+    :param key: the asset key, `"a/b"` or `["a", "b"]`.
+    :param code_version: a version string, `"auto"` (hash of the function's source and of the
+        module-local helpers it calls) or None (unknown: always runs).
+    :param deps: upstream asset keys the function reads.
+    :param infer_deps: also depend on the versioned tasks whose results (or `wait_for`) feed
+        this task run, as Prefect's task graph reports them (tasks only, same process).
+    :param data_version: a function of the returned value giving its data version (e.g. a
+        content fingerprint); by default the version is logical (code + input versions).
+    :param store: insync store URL or store; default: `INSYNC_DATABASE_URL`, `INSYNC_HOME` or
+        `./.insync`, read when the first run starts.
+    :param value_cache: also keep values in this insync value cache (shared with the other
+        adapters); tasks otherwise rely on Prefect's result persistence. Flows always use a
+        value cache (the default one when None).
+    :param force: always run (Prefect's `refresh_cache=True` does the same per task).
+    :param metadata: owner metadata stored with the asset definition.
+    :raises InvalidAssetKey: `key` or a dep is not a valid asset key.
+    :raises InvalidCodeVersion: `code_version` is not a valid version or `"auto"` cannot read
+        the source.
+    :raises ConfigError: bad option types, or the decorated object is not a Prefect task/flow.
+    """
+    asset_key = AssetKey.parse(key)
+    dep_keys = frozenset(AssetKey.parse(dep) for dep in _as_list(deps, "deps"))
+    if data_version is not None and not callable(data_version):
+        raise ConfigError(
+            f"data_version for {asset_key} must be a function of the returned value, not "
+            f"{type(data_version).__name__}; e.g. data_version=insync.core.fingerprint_value"
+        )
+    if store is not None and not isinstance(store, (str, EventStore)):
+        raise ConfigError(
+            f"store for {asset_key} must be a URL string or an insync.core.EventStore, not "
+            f"{type(store).__name__}"
+        )
+    if value_cache is not None and not isinstance(value_cache, ValueCache):
+        raise ConfigError(
+            f"value_cache for {asset_key} must be an insync.core.ValueCache, not "
+            f"{type(value_cache).__name__}"
+        )
+
+    def decorate(obj: _T) -> _T:
+        if isinstance(obj, (Task, Flow)):
+            binding = Binding(
+                key=asset_key,
+                code_version=resolve_code_version(code_version, obj.fn),
+                deps=dep_keys,
+                infer_deps=infer_deps,
+                data_version=data_version,
+                store=store,
+                value_cache=value_cache,
+                force=force,
+                metadata=metadata,
+            )
+            if isinstance(obj, Task):
+                return version_task(obj, binding)  # type: ignore[return-value]
+            return _version_flow(obj, binding)  # type: ignore[return-value]
+        what = getattr(obj, "__name__", type(obj).__name__)
+        raise ConfigError(
+            f"versioned({str(asset_key)!r}) decorates a Prefect task or flow, not {what!r}; "
+            f"put it above @task, @flow or @materialize"
+        )
+
+    return decorate
+
+
+def _as_list(items: Iterable[Any], what: str) -> list[Any]:
+    if isinstance(items, (str, AssetKey)):
+        return [items]
+    try:
+        return list(items)
+    except TypeError:
+        raise ConfigError(
+            f"{what} must be a list of asset keys, not {type(items).__name__}"
+        ) from None
+
+
+def _cached_state(value: Any, message: str) -> State[Any]:
+    # A flow that returns a State ends in that state: a Completed state named "Cached" is how
+    # Prefect itself spells a cache hit, so the UI shows the skipped flow run as Cached.
+    return Completed(data=value, name="Cached", message=message)
+
+
+def _version_flow(flow_obj: Flow[Any, Any], binding: Binding) -> Flow[Any, Any]:
+    """A copy of `flow_obj` whose runs are checked, skipped as Cached, and recorded."""
+    if flow_obj.isgenerator:
+        raise ConfigError(
+            f"flow {flow_obj.name!r} is a generator; a versioned flow must return its value"
+        )
+    fn = flow_obj.fn
+
+    def begin() -> Step:
+        ctx = FlowRunContext.get()
+        run_id = str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else None
+        step = Step(
+            open_store(binding.store),
+            binding.spec(binding.deps),
+            run_id=run_id or uuid4().hex,
+            framework=FRAMEWORK,
+            cache=open_value_cache(binding.value_cache),
+            force=binding.force or bool(PREFECT_TASKS_REFRESH_CACHE.value()),
+        )
+        decision = step.check(needs_value=True)
+        get_run_logger().info(decision.message)
+        return step
+
+    def finish(step: Step, value: Any) -> None:
+        metadata: dict[str, Any] = {}
+        if step.run_id is not None:
+            metadata["prefect_flow_run_id"] = step.run_id
+        step.record(value, data_version=binding.user_data_version(value), metadata=metadata)
+
+    if flow_obj.isasync:
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            step = begin()
+            if step.decision is not None and step.decision.skip:
+                return _cached_state(step.decision.value, step.decision.message)
+            value = await fn(*args, **kwargs)
+            finish(step, value)
+            return value
+
+        wrapper: Any = run_async
+    else:
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            step = begin()
+            if step.decision is not None and step.decision.skip:
+                return _cached_state(step.decision.value, step.decision.message)
+            value = fn(*args, **kwargs)
+            finish(step, value)
+            return value
+
+        wrapper = run
+    versioned_flow = flow_obj.with_options()
+    versioned_flow.fn = wrapper
+    versioned_flow.__insync_binding__ = binding  # type: ignore[attr-defined]
+    return versioned_flow

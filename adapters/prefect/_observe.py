@@ -1,0 +1,164 @@
+"""Source observation as a Prefect flow, and the event/trigger that chain deployments on it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from prefect import flow, task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.events import DeploymentEventTrigger, emit_event
+
+from insync.core import (
+    INITIAL,
+    AssetKey,
+    AssetSpec,
+    ConfigError,
+    DataVersion,
+    EventStore,
+    ObservationError,
+)
+
+from ._runtime import FRAMEWORK, open_store
+
+if TYPE_CHECKING:
+    from prefect import Flow
+
+SOURCE_CHANGED_EVENT: Final = "insync.source.changed"
+_RESOURCE_PREFIX: Final = "insync.asset."
+
+Observe = Callable[[], DataVersion | str]
+
+
+def _resource_id(key: AssetKey) -> str:
+    return f"{_RESOURCE_PREFIX}{key}"
+
+
+def _observe_once(key: AssetKey, observe: Observe, store: str | EventStore | None) -> str:
+    """Observe one source, record the observation, emit the change event if the version moved.
+
+    :raises ObservationError: the observe function failed (nothing is recorded).
+    :raises ConfigError: the observe function returned something other than a version.
+    """
+    try:
+        raw = observe()
+    except ObservationError:
+        raise
+    except Exception as exc:
+        raise ObservationError(f"observing source {key} failed: {exc!r}") from exc
+    if not isinstance(raw, (str, DataVersion)):
+        raise ConfigError(
+            f"observe function for {key} returned {type(raw).__name__} {raw!r}; return a string "
+            f"or insync.core.DataVersion (e.g. insync.core.observe_file(path))"
+        )
+    new = raw if isinstance(raw, DataVersion) else DataVersion(raw)
+    opened = open_store(store)
+    previous = opened.latest_event(key, kind="observation")
+    old = previous.data_version if previous is not None else INITIAL
+    ctx = FlowRunContext.get()
+    run_id = str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else None
+    event = opened.record_observation(key, new, run_id=run_id, framework=FRAMEWORK)
+    if new != old:
+        emit_event(
+            event=SOURCE_CHANGED_EVENT,
+            resource={
+                "prefect.resource.id": _resource_id(key),
+                "prefect.resource.name": str(key),
+                "insync.asset.key": str(key),
+            },
+            payload={
+                "asset_key": str(key),
+                "old_data_version": str(old),
+                "new_data_version": str(new),
+                "insync_event_id": event.id,
+            },
+        )
+    return str(new)
+
+
+def observation_flow(
+    sources: Mapping[str | Sequence[str] | AssetKey, Observe],
+    *,
+    name: str = "insync-observe-sources",
+    store: str | EventStore | None = None,
+    retries: int = 0,
+) -> Flow[[], dict[str, str]]:
+    """A Prefect flow observing `sources`, ready to serve or deploy on a schedule.
+
+    Each source is observed in its own task run: the observation is recorded in the insync
+    store and, when the data version differs from the previous observation, the event
+    `insync.source.changed` is emitted (resource `insync.asset.<key>`, payload `asset_key`,
+    `old_data_version`, `new_data_version`), so a deployment trigger
+    (`source_changed_trigger`) can start the downstream flow. One failing source does not stop
+    the others; the flow run fails at the end naming every failed source. It returns
+    `{asset key: data version}` for the sources observed.
+
+    Example::
+
+        observe = observation_flow({"raw/orders": lambda: observe_file("data/orders.csv")})
+        observe.serve(name="observe-orders", interval=60)
+
+    :raises InvalidAssetKey: a key is not a valid asset key.
+    :raises ConfigError: `sources` is empty or an observe function is not callable.
+    """
+    if not isinstance(sources, Mapping) or not sources:
+        raise ConfigError(
+            "observation_flow needs a non-empty mapping {asset key: observe function}, e.g. "
+            "{'raw/orders': lambda: insync.core.observe_file('orders.csv')}"
+        )
+    parsed: dict[AssetKey, Observe] = {}
+    for raw_key, observe in sources.items():
+        key = AssetKey.parse(raw_key)
+        if not callable(observe):
+            raise ConfigError(
+                f"observe function for {key} is {type(observe).__name__}, not callable; pass a "
+                f"function returning a data version"
+            )
+        parsed[key] = observe
+    specs = [AssetSpec(key, kind="observable", framework=FRAMEWORK) for key in parsed]
+    observe_tasks = {
+        key: task(
+            _observe_once,
+            name=f"observe {key}",
+            cache_policy=NO_CACHE,
+            persist_result=False,
+            retries=retries,
+        )
+        for key in parsed
+    }
+
+    @flow(name=name, persist_result=False)
+    def observe_sources() -> dict[str, str]:
+        open_store(store).register(specs)
+        states = {
+            key: observe_tasks[key](key, parsed[key], store, return_state=True) for key in parsed
+        }
+        failed = {key: state for key, state in states.items() if not state.is_completed()}
+        if failed:
+            reasons = "; ".join(f"{key}: {state.message}" for key, state in failed.items())
+            raise ObservationError(f"{len(failed)} source(s) could not be observed: {reasons}")
+        return {str(key): state.result() for key, state in states.items()}
+
+    return observe_sources
+
+
+def source_changed_trigger(
+    *keys: str | Sequence[str] | AssetKey, **options: Any
+) -> DeploymentEventTrigger:
+    """A deployment trigger firing when any of the sources `keys` gets a new data version.
+
+    Pass it to `flow.serve(triggers=[...])` / `flow.deploy(triggers=[...])` of the downstream
+    flow; extra `options` go to `DeploymentEventTrigger` (e.g. `within`, `parameters`).
+
+    :raises ConfigError: no key given.
+    :raises InvalidAssetKey: a key is not a valid asset key.
+    """
+    if not keys:
+        raise ConfigError("source_changed_trigger needs at least one source asset key")
+    resource_ids = [_resource_id(AssetKey.parse(key)) for key in keys]
+    return DeploymentEventTrigger(
+        expect={SOURCE_CHANGED_EVENT},
+        match={"prefect.resource.id": resource_ids},
+        **options,
+    )

@@ -1,0 +1,145 @@
+"""Run-time state shared by the cache policy, the wrapped functions and the observation flow.
+
+Nothing here runs at import or decoration time: stores open on the first task run that needs
+them, so importing a flow module never touches the insync store (a deployment parses flows
+often).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import threading
+from collections import OrderedDict
+from collections.abc import Hashable, Iterable, Mapping
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from uuid import UUID
+
+from insync.core import AssetKey, EventStore, ValueCache
+
+if TYPE_CHECKING:
+    from insync.core import InputVersion
+
+FRAMEWORK = "prefect"
+# Materialization metadata naming the Prefect result-store key that holds the value, so a later
+# skip points Prefect's transaction at the record this materialization wrote.
+CACHE_KEY_FIELD = "prefect_cache_key"
+
+_K = TypeVar("_K", bound=Hashable)
+_V = TypeVar("_V")
+
+
+class BoundedMap(Generic[_K, _V]):
+    """A thread-safe insertion-ordered map that forgets its oldest entries past `limit`.
+
+    Long-lived workers run tasks forever; per-task-run bookkeeping must not grow without bound.
+    """
+
+    def __init__(self, limit: int = 65_536) -> None:
+        self._data: OrderedDict[_K, _V] = OrderedDict()
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def put(self, key: _K, value: _V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            while len(self._data) > self._limit:
+                self._data.popitem(last=False)
+
+    def get(self, key: _K) -> _V | None:
+        with self._lock:
+            return self._data.get(key)
+
+    def pop(self, key: _K) -> _V | None:
+        with self._lock:
+            return self._data.pop(key, None)
+
+
+# Task run id -> asset key of every versioned task run seen in this process: a downstream task's
+# `task_inputs` name upstream task runs, and this turns them into asset dependencies.
+ASSET_BY_TASK_RUN: BoundedMap[UUID, AssetKey] = BoundedMap()
+
+_stores: dict[tuple[str | None, ...], EventStore] = {}
+_caches: dict[tuple[str | None, ...], ValueCache] = {}
+_open_lock = threading.Lock()
+
+
+def _location(url: str | None) -> tuple[str | None, ...]:
+    # The inputs of core's store-location resolution (argument > INSYNC_DATABASE_URL >
+    # INSYNC_HOME > ./.insync), read now: one open store per distinct location per process.
+    return (
+        url,
+        os.environ.get("INSYNC_DATABASE_URL"),
+        os.environ.get("INSYNC_HOME"),
+        os.getcwd(),
+    )
+
+
+def open_store(store: str | EventStore | None) -> EventStore:
+    """The store to use for one run: the given one, or one opened (once per process) from a URL.
+
+    :raises insync.core.StoreError: the store cannot be opened (unreachable, wrong schema).
+    """
+    if isinstance(store, EventStore):
+        return store
+    where = _location(store)
+    with _open_lock:
+        opened = _stores.get(where)
+        if opened is None:
+            opened = EventStore(store)
+            _stores[where] = opened
+        return opened
+
+
+def open_value_cache(cache: ValueCache | None) -> ValueCache:
+    """The given value cache, or the default one (next to the store), opened once per process."""
+    if cache is not None:
+        return cache
+    where = _location(None)
+    with _open_lock:
+        opened = _caches.get(where)
+        if opened is None:
+            opened = ValueCache()
+            _caches[where] = opened
+        return opened
+
+
+def close_all() -> None:
+    """Close every store this module opened (tests, and processes that switch stores)."""
+    with _open_lock:
+        for store in _stores.values():
+            store.close()
+        _stores.clear()
+        _caches.clear()
+
+
+def upstream_keys(task_inputs: Mapping[str, Iterable[Any]]) -> set[AssetKey]:
+    """Asset keys of the versioned task runs whose results (or `wait_for`) feed a task run."""
+    found: set[AssetKey] = set()
+    for refs in task_inputs.values():
+        for ref in refs:
+            if getattr(ref, "input_type", None) != "task_run":
+                continue
+            key = ASSET_BY_TASK_RUN.get(ref.id)
+            if key is not None:
+                found.add(key)
+    return found
+
+
+def cache_key(key: AssetKey, code_version: str | None, inputs: Iterable[InputVersion]) -> str:
+    """Prefect result-store key: the asset, its code version and its inputs' data versions.
+
+    Never the argument values: two runs whose upstream data versions agree share the key even
+    if Prefect hands the task different Python objects, and an upstream change or a helper edit
+    (under `auto`) changes it. JSON of nested lists is injective, so distinct inputs never
+    share a key.
+    """
+    fields = [
+        str(key),
+        code_version,
+        sorted([str(item.key), str(item.data_version)] for item in inputs),
+    ]
+    digest = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
+    return f"insync-{digest}"

@@ -1,0 +1,226 @@
+"""Versioned Prefect tasks: the insync check as a `CachePolicy`, the record around the function.
+
+Prefect computes a task run's cache key when the run starts (inside its transaction), which is
+exactly where insync must decide: `InsyncCachePolicy.compute_key` runs `Step.check` there (the
+provenance snapshot is taken at that moment) and answers with a result-store key. When the
+asset is FRESH the key points at the record its last materialization persisted, Prefect finds
+it and the run ends in its native `Cached` state without calling the function. Otherwise the
+key is new, Prefect calls the (wrapped) function, and the wrapper records the materialization
+before Prefect commits the result under that key.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from prefect.cache_policies import CachePolicy
+from prefect.context import AssetContext, TaskRunContext
+from prefect.logging import get_run_logger
+from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
+
+from insync.core import ConfigError, Step
+
+from ._binding import Binding
+from ._runtime import (
+    ASSET_BY_TASK_RUN,
+    CACHE_KEY_FIELD,
+    FRAMEWORK,
+    BoundedMap,
+    cache_key,
+    open_store,
+    upstream_keys,
+)
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from prefect.tasks import Task
+
+
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """What the policy decided for one task run attempt, handed to the wrapped function."""
+
+    step: Step
+    key: str
+
+
+# Task run id -> the attempt's decision (or the error raised while deciding). The policy puts,
+# the wrapper pops; a Cached run never calls the wrapper, so the map is bounded.
+_PENDING: BoundedMap[UUID, _Pending | BaseException] = BoundedMap()
+
+
+def _refresh_requested(task: Task[Any, Any]) -> bool:
+    """Prefect's own force switches: `refresh_cache=True` on the task or the global setting."""
+    if task.refresh_cache is not None:
+        return bool(task.refresh_cache)
+    return bool(PREFECT_TASKS_REFRESH_CACHE.value())
+
+
+@dataclass
+class InsyncCachePolicy(CachePolicy):
+    """A cache key made of the asset's code version and its inputs' data versions.
+
+    The key is computed from the insync store, never from the Python argument values.
+    """
+
+    binding: Binding | None = field(default=None)
+
+    def compute_key(
+        self,
+        task_ctx: TaskRunContext,
+        inputs: dict[str, Any],
+        flow_parameters: dict[str, Any],
+        **kwargs: Any,
+    ) -> str | None:
+        if self.binding is None:  # pragma: no cover - only built by `versioned`
+            return None
+        task_run = task_ctx.task_run
+        try:
+            return self._decide(self.binding, task_ctx)
+        except Exception as exc:
+            # Prefect would log and run the task uncached; the wrapper re-raises instead, so a
+            # store outage or a cycle fails the task with insync's own message.
+            _PENDING.put(task_run.id, exc)
+            return None
+
+    @staticmethod
+    def _decide(binding: Binding, task_ctx: TaskRunContext) -> str:
+        task_run = task_ctx.task_run
+        ASSET_BY_TASK_RUN.put(task_run.id, binding.key)
+        deps = set(binding.deps)
+        if binding.infer_deps:
+            deps |= upstream_keys(task_run.task_inputs)
+            deps.discard(binding.key)
+        store = open_store(binding.store)
+        refresh = _refresh_requested(task_ctx.task)
+        step = Step(
+            store,
+            binding.spec(deps),
+            run_id=str(task_run.flow_run_id or task_run.id),
+            framework=FRAMEWORK,
+            cache=binding.value_cache,
+            force=binding.force or refresh,
+        )
+        decision = step.check(needs_value=binding.value_cache is not None)
+        get_run_logger().info(decision.message)
+        result_store = task_ctx.result_store
+        fresh_key = cache_key(binding.key, binding.code_version, decision.inputs)
+        if decision.skip:
+            latest = store.latest_event(binding.key, kind="materialization")
+            recorded = latest.metadata.get(CACHE_KEY_FIELD) if latest is not None else None
+            key = recorded if isinstance(recorded, str) else fresh_key
+            if binding.value_cache is not None and not result_store.exists(key):
+                # The value lives in the insync value cache only (materialized elsewhere, or
+                # Prefect's storage was cleared): hand it to Prefect so the run still ends Cached.
+                result_store.write(obj=decision.value, key=key)
+        else:
+            key = fresh_key
+            if not refresh and result_store.exists(key):
+                # An older record under this key (a reverted code version, a forced re-run)
+                # would make Prefect report Cached although insync decided to run.
+                key = f"{fresh_key}-{task_run.id.hex}-{task_run.run_count}"
+        # Also on skip: if Prefect's record is gone after all, Prefect calls the function and
+        # the wrapper records the new materialization.
+        _PENDING.put(task_run.id, _Pending(step, key))
+        return key
+
+
+def _record(binding: Binding, pending: _Pending, value: Any) -> None:
+    """Record the materialization; with Prefect assets, also put the versions on the event."""
+    task_run = TaskRunContext.get()
+    metadata: dict[str, Any] = {CACHE_KEY_FIELD: pending.key}
+    if task_run is not None:
+        metadata["prefect_task_run_id"] = str(task_run.task_run.id)
+        if task_run.task_run.flow_run_id is not None:
+            metadata["prefect_flow_run_id"] = str(task_run.task_run.flow_run_id)
+    data_version = binding.user_data_version(value)
+    if binding.value_cache is not None:
+        event = pending.step.record(value, data_version=data_version, metadata=metadata)
+    else:
+        event = pending.step.record(data_version=data_version, metadata=metadata)
+    asset_ctx = AssetContext.get()
+    if asset_ctx is not None and asset_ctx.downstream_assets:
+        versions = {
+            "insync_asset_key": str(binding.key),
+            "code_version": event.code_version,
+            "data_version": str(event.data_version),
+        }
+        for asset in asset_ctx.downstream_assets:
+            asset_ctx.add_asset_metadata(asset.key, versions)
+
+
+def _claim(task_name: str) -> _Pending:
+    ctx = TaskRunContext.get()
+    if ctx is None:
+        raise ConfigError(
+            f"versioned task {task_name!r} was called outside a Prefect task run; call the task "
+            f"inside a @flow, or call its undecorated function `.fn` directly"
+        )
+    pending = _PENDING.pop(ctx.task_run.id)
+    if isinstance(pending, BaseException):
+        raise pending
+    if pending is None:
+        raise ConfigError(
+            f"versioned task {task_name!r} ran without insync's cache policy (was `cache_policy` "
+            f"replaced with `.with_options`?); keep the policy set by `versioned`"
+        )
+    return pending
+
+
+def version_task(task: Task[Any, Any], binding: Binding) -> Task[Any, Any]:
+    """A copy of `task` whose runs are checked, skipped as Cached, and recorded.
+
+    :raises ConfigError: the task is a generator, or already has its own cache policy, cache
+        key function or `persist_result=False` (a Cached run needs the persisted result).
+    """
+    if task.isgenerator:
+        raise ConfigError(
+            f"task {task.name!r} is a generator; a versioned task must return its value"
+        )
+    user_policy = getattr(task, "_user_cache_policy", None)
+    if task.cache_key_fn is not None or isinstance(user_policy, CachePolicy) and not isinstance(
+        user_policy, InsyncCachePolicy
+    ):
+        raise ConfigError(
+            f"task {task.name!r} sets its own cache_policy/cache_key_fn; insync computes the cache "
+            f"key from code and data versions: remove it from @task"
+        )
+    if task.persist_result is False:
+        raise ConfigError(
+            f"task {task.name!r} has persist_result=False; a Cached run returns the persisted "
+            f"result: remove persist_result=False"
+        )
+    fn = task.fn
+    name = task.name
+
+    if task.isasync:
+
+        @functools.wraps(fn)
+        async def run_async(*args: Any, **kwargs: Any) -> Any:
+            pending = _claim(name)
+            value = await fn(*args, **kwargs)
+            _record(binding, pending, value)
+            return value
+
+        wrapper: Any = run_async
+    else:
+
+        @functools.wraps(fn)
+        def run(*args: Any, **kwargs: Any) -> Any:
+            pending = _claim(name)
+            value = fn(*args, **kwargs)
+            _record(binding, pending, value)
+            return value
+
+        wrapper = run
+    versioned_task = task.with_options(
+        cache_policy=InsyncCachePolicy(binding=binding), persist_result=True
+    )
+    # `with_options` keeps the original function; swap in the wrapper (same signature through
+    # `__wrapped__`, same name, task key and async-ness as the original).
+    versioned_task.fn = wrapper
+    versioned_task.__insync_binding__ = binding  # type: ignore[attr-defined]
+    return versioned_task
