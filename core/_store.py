@@ -166,7 +166,7 @@ class EventStore:
             return self._not_a_store(exc)
         return StoreUnavailable(
             f"cannot reach the insync store {where} (chosen by {self.settings.source}): "
-            f"{exc.orig}; check the database is running and the URL is right"
+            f"{' '.join(str(exc.orig).split())}; check the database is running and the URL is right"
         )
 
     def _not_a_store(self, exc: Exception) -> StoreError:
@@ -365,9 +365,9 @@ class EventStore:
     def _append_materializations(self, conn: sa.Connection, items: list[Materialization]) -> list[Event]:
         keys = {item.key for item in items}
         specs, latest = self._load(conn, list(keys), "deps")
-        unknown = sorted(str(k) for k in keys if k not in specs)
+        unknown = [str(k) for k in keys if k not in specs]
         if unknown:
-            raise UnknownAssetError(_unknown_message(unknown, specs))
+            raise _unknown_error(conn, unknown)
         now = pendulum.now("UTC")
         # Versions written earlier in this batch: key -> (data version, batch index).
         written: dict[AssetKey, tuple[str, int]] = {}
@@ -470,11 +470,8 @@ class EventStore:
                 sa.select(t.definitions.c.asset_key).where(t.definitions.c.asset_key == str(asset))
             ).first()
             if exists is None:
-                specs, _ = self._load(conn, None, "self", with_latest=False)
-                raise UnknownAssetError(
-                    _unknown_message([str(asset)], specs)
-                    + f"; for a source: register AssetSpec({str(asset)!r}, kind='observable')"
-                )
+                hint = f"; for a source: register AssetSpec({str(asset)!r}, kind='observable')"
+                raise _unknown_error(conn, [str(asset)], hint)
             (event_id,) = self._insert_events(conn, [row])
             self._advance_latest(conn, [(str(asset), _OBS, event_id)])
             return _event_from_row(event_id, row, ())
@@ -509,10 +506,8 @@ class EventStore:
         asset = AssetKey.parse(key)
         with self._read() as conn:
             specs, latest = self._load(conn, [asset], "ancestors" if upstream else "deps")
-        if asset not in specs:
-            with self._read() as conn:
-                known, _ = self._load(conn, None, "self", with_latest=False)
-            raise UnknownAssetError(_unknown_message([str(asset)], known))
+            if asset not in specs:
+                raise _unknown_error(conn, [str(asset)])
         return compute_statuses(specs, latest, [asset], with_upstream=upstream)[asset]
 
     def statuses(
@@ -529,10 +524,9 @@ class EventStore:
                 specs, latest = self._load(conn, None, "self")
             else:
                 specs, latest = self._load(conn, wanted, "ancestors" if upstream else "deps")
-        if wanted is not None:
-            unknown = sorted(str(k) for k in wanted if k not in specs)
-            if unknown:
-                raise UnknownAssetError(_unknown_message(unknown, specs))
+                unknown = [str(k) for k in wanted if k not in specs]
+                if unknown:
+                    raise _unknown_error(conn, unknown)
         return compute_statuses(specs, latest, wanted, with_upstream=upstream)
 
     def _step_view(self, spec: AssetSpec) -> tuple[AssetStatus, tuple[InputVersion, ...]]:
@@ -557,8 +551,8 @@ class EventStore:
         asset = AssetKey.parse(key)
         with self._read() as conn:
             specs, latest = self._load(conn, [asset], "deps")
-        if asset not in specs:
-            raise UnknownAssetError(_unknown_message([str(asset)], specs))
+            if asset not in specs:
+                raise _unknown_error(conn, [str(asset)])
         return inputs_of(specs[asset], specs, latest)
 
     def history(
@@ -753,17 +747,18 @@ def _has_insync_tables(conn: sa.Connection) -> bool:
     return any(table.name in names for table in t.metadata.sorted_tables)
 
 
-def _unknown_message(keys: list[str], specs: Mapping[AssetKey, AssetSpec]) -> str:
+def _unknown_error(conn: sa.Connection, keys: Iterable[str], hint: str = "") -> UnknownAssetError:
+    """Name the unknown keys, with the closest registered key for each (only on the error path)."""
     import difflib
 
-    known = [str(k) for k in specs]
-    hints = []
-    for key in keys:
+    known = list(conn.execute(sa.select(t.definitions.c.asset_key)).scalars())
+    named = []
+    for key in sorted(keys):
         close = difflib.get_close_matches(key, known, n=1)
-        hints.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
-    return (
-        f"unknown asset {', '.join(hints)}: it is not registered in this store; register it "
-        "with store.register([AssetSpec(...)]) or check the store URL"
+        named.append(f"{key!r}" + (f" (did you mean {close[0]!r}?)" if close else ""))
+    return UnknownAssetError(
+        f"unknown asset {', '.join(named)}: it is not registered in this store; register it "
+        f"with store.register([AssetSpec(...)]) or check the store URL{hint}"
     )
 
 

@@ -1,0 +1,172 @@
+"""Worker processes for test_concurrency.py: run as `python _workers.py MODE JSON-ARGS`.
+
+Protocol on stdout, one line each: `READY` once imports are done (and the store is open, for
+modes that need it), then the worker waits for the file `go` names so every worker starts writing
+at once; `INSIDE` when a `kill` worker sits inside its open transaction; `RESULT <json>` last.
+Any exception ends the process with a traceback on stderr and a non-zero exit code.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+import time
+from typing import Any
+
+import sqlalchemy as sa
+
+from insync.core import AssetKey, AssetSpec, DataVersion, EventStore, Materialization
+
+SHARED_SOURCE = "shared/src"
+SHARED_A = "shared/a"
+SHARED_B = "shared/b"
+KILL_SOURCE = "kill/src"
+KILL_A = "kill/a"
+KILL_B = "kill/b"
+
+
+def say(line: str) -> None:
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
+def wait_for(go: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not os.path.exists(go):
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the test never created {go}")
+        time.sleep(0.002)
+
+
+def shared_specs() -> list[AssetSpec]:
+    return [
+        AssetSpec(SHARED_SOURCE, kind="observable"),
+        AssetSpec(SHARED_A, code_version="1"),
+        AssetSpec(SHARED_B, code_version="1", deps=[SHARED_A, SHARED_SOURCE]),
+    ]
+
+
+def own_specs(worker: int) -> list[AssetSpec]:
+    p = f"w{worker}"
+    return [
+        AssetSpec(f"{p}/src", kind="observable"),
+        AssetSpec(f"{p}/x", code_version="1", deps=[SHARED_A, f"{p}/src"]),
+        AssetSpec(f"{p}/y", code_version="1", deps=[f"{p}/x", SHARED_B]),
+    ]
+
+
+def kill_specs() -> list[AssetSpec]:
+    return [
+        AssetSpec(KILL_SOURCE, kind="observable"),
+        AssetSpec(KILL_A, code_version="1"),
+        AssetSpec(KILL_B, code_version="1", deps=[KILL_A, KILL_SOURCE]),
+    ]
+
+
+def kill_batch(size: int, run_id: str) -> list[Materialization]:
+    """Alternating a/b, so every b records an input pointing at the a just before it."""
+    keys = [KILL_A, KILL_B]
+    return [
+        Materialization(key=_key(keys[i % 2]), run_id=run_id, metadata={"i": i, "pad": "x" * 200})
+        for i in range(size)
+    ]
+
+
+def _key(text: str) -> AssetKey:
+    return AssetKey.parse(text)
+
+
+def append(args: dict[str, Any]) -> dict[str, Any]:
+    """Register shared + own specs, then append `rounds` x 6 events; report them in order."""
+    worker, rounds, go = args["worker"], args["rounds"], args["go"]
+    run_id = f"w{worker}"
+    store = EventStore(args["url"])
+    say("READY")
+    wait_for(go)
+    specs = shared_specs() + own_specs(worker)
+    if worker % 2:  # half register in the opposite order: PostgreSQL must retry any deadlock
+        specs.reverse()
+    store.register(specs)
+    p = f"w{worker}"
+    appended: list[tuple[int, str, str]] = []
+
+    def keep(event: Any) -> None:
+        appended.append((event.id, str(event.key), event.kind))
+
+    for r in range(rounds):
+        if r % 7 == 3:  # re-registering unchanged shared definitions must not disturb anything
+            store.register(shared_specs())
+        keep(store.record_materialization(SHARED_A, run_id=run_id, metadata={"round": r}))
+        keep(store.record_observation(SHARED_SOURCE, DataVersion(f"{p}-{r}"), run_id=run_id))
+        keep(store.record_observation(f"{p}/src", f"src-{r % 3}", run_id=run_id))
+        for event in store.record_materializations(
+            [
+                Materialization(key=_key(SHARED_B), run_id=run_id),
+                Materialization(key=_key(f"{p}/x"), run_id=run_id, data_version=DataVersion(f"x-{r}")),
+                Materialization(key=_key(f"{p}/y"), run_id=run_id),
+            ]
+        ):
+            keep(event)
+    store.close()
+    return {"events": appended}
+
+
+def first_open(args: dict[str, Any]) -> dict[str, Any]:
+    """Open a brand-new store at the same moment as the other workers; say if this one migrated."""
+    messages: list[str] = []
+
+    class Catch(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            messages.append(record.getMessage())
+
+    logger = logging.getLogger("insync")
+    logger.setLevel(logging.INFO)
+    logger.addHandler(Catch())
+    say("READY")
+    wait_for(args["go"])
+    store = EventStore(args["url"])
+    revision = store.schema_revision()
+    # The store must be usable right away by every opener.
+    store.register([AssetSpec(f"open/{args['worker']}", code_version="1")])
+    event = store.record_materialization(f"open/{args['worker']}", run_id=f"open{args['worker']}")
+    store.close()
+    migrated = [m for m in messages if "migrated to" in m]
+    return {"migrated": len(migrated), "revision": revision, "event_id": event.id}
+
+
+def kill(args: dict[str, Any]) -> dict[str, Any]:
+    """Append a large batch and freeze inside the transaction right after a write to `stage`.
+
+    The hook is a SQLAlchemy event on the Engine class (public API, no private store attributes):
+    after the first statement that writes to the table named by `stage`, print INSIDE and sleep
+    until the test SIGKILLs this process.
+    """
+    store = EventStore(args["url"])
+    stage = args["stage"].lower()
+
+    def freeze(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
+        text = " ".join(statement.lower().split())
+        if text.startswith(("insert into " + stage, "update " + stage)):
+            say("INSIDE")
+            time.sleep(120)
+
+    sa.event.listen(sa.Engine, "after_cursor_execute", freeze)
+    say("READY")
+    store.record_materializations(kill_batch(args["size"], "killed"))
+    # Reaching this line means the freeze never happened: the test fails on the RESULT.
+    return {"committed": True}
+
+
+MODES = {"append": append, "first_open": first_open, "kill": kill}
+
+
+def main() -> None:
+    mode, raw = sys.argv[1], sys.argv[2]
+    result = MODES[mode](json.loads(raw))
+    say("RESULT " + json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
