@@ -112,7 +112,7 @@ class AirflowHarness:
         with create_session() as session:
             for ti in dag_run.get_task_instances(session=session):
                 name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
-                states[name] = str(ti.state.value if ti.state else ti.state)
+                states[name] = str(ti.state)
             rows = session.execute(
                 select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value).where(
                     XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id

@@ -25,6 +25,7 @@ SHARED_B = "shared/b"
 KILL_SOURCE = "kill/src"
 KILL_A = "kill/a"
 KILL_B = "kill/b"
+ROUND_EVENTS = 6  # events each append round writes
 
 
 def say(line: str) -> None:

@@ -1,0 +1,353 @@
+"""Real concurrency against `insync.core.EventStore`: many OS processes, one store.
+
+Workers are separate interpreters (`_workers.py`, started with subprocess) so nothing is shared but
+the database. They start writing together (a barrier file), report every event they appended, and
+any exception in a worker fails the test with the worker's traceback.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import sqlalchemy as sa
+
+from insync.core import AssetKey, DataVersion, Event, EventStore, StaleStatus
+
+sys.path.insert(0, str(Path(__file__).parent))
+import _workers as w  # noqa: E402
+
+WORKERS = Path(__file__).with_name("_workers.py")
+START_TIMEOUT_S = 45.0  # interpreter start on a loaded 2-CPU box is slow; writing is not
+
+
+class Worker:
+    """One worker process; stdout lines arrive on a queue, stderr is collected for failures."""
+
+    def __init__(self, name: str, mode: str, args: dict[str, Any]) -> None:
+        self.name = name
+        self.proc = subprocess.Popen(
+            [sys.executable, str(WORKERS), mode, json.dumps(args)],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        self.lines: queue.Queue[str | None] = queue.Queue()  # None: stdout closed
+        self.stderr: list[str] = []
+        self._threads = [
+            threading.Thread(target=self._read_stdout, daemon=True),
+            threading.Thread(target=lambda: self.stderr.extend(self.proc.stderr or ()), daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+
+    def _read_stdout(self) -> None:
+        for line in self.proc.stdout or ():
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def expect(self, wanted: str, timeout: float = START_TIMEOUT_S) -> None:
+        while True:
+            try:
+                line = self.lines.get(timeout=timeout)
+            except queue.Empty:
+                self.kill()
+                pytest.fail(f"worker {self.name} did not say {wanted} within {timeout}s{self._err()}")
+            if line is None:
+                self.proc.wait(timeout=10)
+                pytest.fail(
+                    f"worker {self.name} exited ({self.proc.returncode}) before saying {wanted}"
+                    f"{self._err()}"
+                )
+            if line.strip() == wanted:
+                return
+
+    def result(self, timeout: float = 60.0) -> dict[str, Any]:
+        try:
+            self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
+            pytest.fail(f"worker {self.name} still running after {timeout}s{self._err()}")
+        for thread in self._threads:
+            thread.join(timeout=10)
+        if self.proc.returncode != 0:
+            pytest.fail(f"worker {self.name} exited {self.proc.returncode}{self._err()}")
+        stderr = "".join(self.stderr)
+        assert "database is locked" not in stderr, f"worker {self.name}:\n{stderr}"
+        results = []
+        while not self.lines.empty():
+            line = self.lines.get()
+            if line and line.startswith("RESULT "):
+                results.append(json.loads(line[len("RESULT ") :]))
+        assert len(results) == 1, f"worker {self.name} printed no RESULT{self._err()}"
+        return dict(results[0])
+
+    def kill(self) -> None:
+        """Stop the process if still running and close its pipes (idempotent)."""
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(timeout=10)
+        for thread in self._threads:
+            thread.join(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+
+    def _err(self) -> str:
+        for thread in self._threads[1:]:
+            thread.join(timeout=2)
+        text = "".join(self.stderr).strip()
+        return f"; its stderr:\n{text}" if text else " (no stderr)"
+
+
+def run_together(mode: str, count: int, args: dict[str, Any], go: Path) -> list[dict[str, Any]]:
+    """Start `count` workers, wait until each is ready, release them at once, collect results."""
+    workers = [Worker(f"{mode}-{i}", mode, {**args, "worker": i, "go": str(go)}) for i in range(count)]
+    try:
+        for worker in workers:
+            worker.expect("READY")
+        go.touch()
+        return [worker.result() for worker in workers]
+    finally:
+        for worker in workers:
+            worker.kill()
+
+
+# ------------------------------------------------------------------------------ checks
+def all_events(store: EventStore) -> dict[int, Event]:
+    """Every event in the store, through the public API (`history` of every defined asset)."""
+    found: dict[int, Event] = {}
+    for key in store.definitions():
+        for event in store.history(key):
+            assert event.id not in found, f"event {event.id} listed twice"
+            found[event.id] = event
+    return found
+
+
+def check_provenance(store: EventStore, events: dict[int, Event], *, serial: bool) -> None:
+    """Every materialization has one input per dependency, each naming a real, earlier event of
+    that dependency with the same data version. With `serial` writers (SQLite), the input is the
+    dependency's newest event before the materialization, since ids follow commit order there."""
+    specs = store.definitions()
+    by_key: dict[AssetKey, list[int]] = defaultdict(list)
+    for event_id in sorted(events):
+        by_key[events[event_id].key].append(event_id)
+    for event in events.values():
+        if event.kind != "materialization":
+            assert event.inputs == ()
+            continue
+        deps = specs[event.key].deps
+        assert tuple(i.key for i in event.inputs) == deps, event
+        for item in event.inputs:
+            if item.event_id is None:  # the dependency had no record yet
+                if serial:
+                    assert not any(i < event.id for i in by_key[item.key]), (event, item)
+                continue
+            source = events[item.event_id]
+            assert source.key == item.key, (event, item)
+            assert source.id < event.id, (event, item)
+            assert source.data_version == item.data_version, (event, item)
+            if serial:
+                assert item.event_id == max(i for i in by_key[item.key] if i < event.id), (event, item)
+
+
+def check_statuses(store: EventStore, events: dict[int, Event]) -> None:
+    """`statuses()` (which reads the latest index) agrees with the newest event of each asset."""
+    newest: dict[AssetKey, Event] = {}
+    for event in events.values():
+        if event.key not in newest or event.id > newest[event.key].id:
+            newest[event.key] = event
+    statuses = store.statuses()
+    specs = store.definitions()
+    for key, status in statuses.items():
+        if key not in newest:
+            assert status.last_event_id is None, status
+            continue
+        event = newest[key]
+        assert status.last_event_id == event.id, (key, status.last_event_id, event.id)
+        assert status.data_version == event.data_version, (key, status, event)
+        assert store.latest_event(key) == event
+        if specs[key].is_source:
+            continue
+        assert status.last_run_id == event.run_id
+        in_sync = all(statuses[i.key].data_version == i.data_version for i in event.inputs)
+        expected = StaleStatus.FRESH if in_sync else StaleStatus.STALE
+        assert status.status is expected, (key, status, event.inputs)
+
+
+def check_many_writers(url: str, results: list[dict[str, Any]], rounds: int, *, serial: bool) -> None:
+    per_worker = w.ROUND_EVENTS * rounds
+    with EventStore(url) as store:
+        events = all_events(store)
+        assert len(events) == per_worker * len(results), "events lost or invented"
+        assert store.last_event_id() == max(events)
+        reported: list[int] = []
+        for index, result in enumerate(results):
+            appended = result["events"]
+            ids = [event_id for event_id, _, _ in appended]
+            assert len(appended) == per_worker
+            assert all(a < b for a, b in zip(ids, ids[1:], strict=False)), f"w{index}: ids not increasing"
+            for event_id, key, kind in appended:
+                stored = events[event_id]
+                assert (str(stored.key), stored.kind, stored.run_id) == (key, kind, f"w{index}")
+            by_run = sorted(i for i, e in events.items() if e.run_id == f"w{index}")
+            assert by_run == ids, f"w{index}: store and worker disagree on its events"
+            reported += ids
+        assert len(set(reported)) == len(reported) == len(events)
+        check_provenance(store, events, serial=serial)
+        check_statuses(store, events)
+        counts = Counter(str(e.key) for e in events.values())
+        assert counts[w.SHARED_A] == rounds * len(results)
+        assert counts[w.SHARED_B] == rounds * len(results)
+
+
+# ------------------------------------------------------------------------- many writers
+def test_sqlite_many_processes_append_without_losing_events(sqlite_url: str, tmp_path: Path) -> None:
+    EventStore(sqlite_url).close()
+    rounds = 12
+    results = run_together("append", 4, {"url": sqlite_url, "rounds": rounds}, tmp_path / "go")
+    check_many_writers(sqlite_url, results, rounds, serial=True)
+
+
+def test_postgres_many_processes_append_without_losing_events(postgres_url: str, tmp_path: Path) -> None:
+    EventStore(postgres_url).close()
+    rounds = 8
+    results = run_together("append", 8, {"url": postgres_url, "rounds": rounds}, tmp_path / "go")
+    check_many_writers(postgres_url, results, rounds, serial=False)
+
+
+# ---------------------------------------------------------------------- SIGKILL mid-write
+KILL_STAGES = ["insync_events", "insync_event_inputs", "insync_latest"]
+
+
+def raw_integrity(url: str) -> dict[str, int]:
+    """Row counts and orphan counts read straight from the tables (the one place we look under
+    the public API: a partial record is exactly what the API might hide)."""
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            one = lambda sql: int(conn.execute(sa.text(sql)).scalar() or 0)  # noqa: E731
+            return {
+                "events": one("SELECT count(*) FROM insync_events"),
+                "inputs": one("SELECT count(*) FROM insync_event_inputs"),
+                "latest": one("SELECT count(*) FROM insync_latest"),
+                "killed": one("SELECT count(*) FROM insync_events WHERE run_id = 'killed'"),
+                "orphan_inputs": one(
+                    "SELECT count(*) FROM insync_event_inputs i LEFT JOIN insync_events e "
+                    "ON e.id = i.event_id WHERE e.id IS NULL"
+                ),
+                "orphan_latest": one(
+                    "SELECT count(*) FROM insync_latest l LEFT JOIN insync_events e "
+                    "ON e.id = l.event_id WHERE e.id IS NULL"
+                ),
+                "lagging_latest": one(
+                    "SELECT count(*) FROM insync_latest l WHERE l.event_id <> (SELECT max(e.id) "
+                    "FROM insync_events e WHERE e.asset_key = l.asset_key AND e.kind = l.kind)"
+                ),
+                "mats_without_inputs": one(
+                    "SELECT count(*) FROM insync_events e WHERE e.kind = 'materialization' "
+                    "AND e.asset_key = 'kill/b' AND NOT EXISTS "
+                    "(SELECT 1 FROM insync_event_inputs i WHERE i.event_id = e.id)"
+                ),
+            }
+    finally:
+        engine.dispose()
+
+
+def sigkill_mid_transaction(url: str, stage: str) -> None:
+    store = EventStore(url)
+    store.register(w.kill_specs())
+    store.record_observation(w.KILL_SOURCE, DataVersion("s1"), run_id="before")
+    store.record_materializations(w.kill_batch(6, "before"))
+    before_events = all_events(store)
+    before_status = store.statuses()
+    before_raw = raw_integrity(url)
+
+    worker = Worker(f"kill-{stage}", "kill", {"url": url, "stage": stage, "size": 3000})
+    try:
+        worker.expect("READY")
+        worker.expect("INSIDE")  # the transaction is open and has written to `stage`
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(timeout=30)
+    finally:
+        worker.kill()
+    assert worker.proc.returncode == -signal.SIGKILL, f"worker ended on its own{worker._err()}"
+
+    # Nothing of the batch is visible: not through the API, not in any table.
+    with EventStore(url) as fresh:
+        assert all_events(fresh) == before_events
+        assert fresh.statuses() == before_status
+        assert fresh.last_event_id() == max(before_events)
+    assert raw_integrity(url) == before_raw
+    assert before_raw["orphan_inputs"] == before_raw["orphan_latest"] == before_raw["killed"] == 0
+
+    # And the store takes the same batch afterwards, through the old and a new handle.
+    store.record_observation(w.KILL_SOURCE, DataVersion("s2"), run_id="after")
+    with EventStore(url) as fresh:
+        written = fresh.record_materializations(w.kill_batch(3000, "after"))
+        assert len(written) == 3000
+        events = all_events(fresh)
+        assert sum(1 for e in events.values() if e.run_id == "after") == 3001
+        check_provenance(fresh, events, serial=True)
+        check_statuses(fresh, events)
+    after_raw = raw_integrity(url)
+    assert after_raw["events"] == before_raw["events"] + 3001
+    assert after_raw["orphan_inputs"] == after_raw["orphan_latest"] == after_raw["lagging_latest"] == 0
+    assert after_raw["mats_without_inputs"] == 0
+    store.close()
+
+
+@pytest.mark.parametrize("stage", KILL_STAGES)
+def test_sqlite_sigkill_mid_transaction_leaves_no_partial_record(sqlite_url: str, stage: str) -> None:
+    sigkill_mid_transaction(sqlite_url, stage)
+
+
+@pytest.mark.parametrize("stage", KILL_STAGES)
+def test_postgres_sigkill_mid_transaction_leaves_no_partial_record(postgres_url: str, stage: str) -> None:
+    sigkill_mid_transaction(postgres_url, stage)
+
+
+# ------------------------------------------------------------------------- first open
+def check_first_open(url: str, results: Iterable[dict[str, Any]], count: int) -> None:
+    results = list(results)
+    assert sum(r["migrated"] for r in results) == 1, f"migrations run: {results}"
+    with EventStore(url) as store:
+        head = store.schema_revision()
+        assert head is not None
+        assert {r["revision"] for r in results} == {head}
+        events = all_events(store)
+        assert sorted(events) == sorted(r["event_id"] for r in results)
+        assert {str(e.key) for e in events.values()} == {f"open/{i}" for i in range(count)}
+        assert set(store.definitions()) == {AssetKey(f"open/{i}") for i in range(count)}
+    engine = sa.create_engine(url)
+    try:
+        with engine.connect() as conn:
+            names = [n for n in sa.inspect(conn).get_table_names() if n.endswith("alembic_version")]
+            assert len(names) == 1, names
+            rows = conn.execute(sa.text(f"SELECT version_num FROM {names[0]}")).all()
+            assert [tuple(r) for r in rows] == [(head,)]
+    finally:
+        engine.dispose()
+
+
+def test_sqlite_concurrent_first_open_migrates_once(tmp_path: Path) -> None:
+    # A path whose directory does not exist yet: the openers race to create it, too.
+    url = f"sqlite:///{tmp_path / 'brand' / 'new' / 'insync.db'}"
+    results = run_together("first_open", 6, {"url": url}, tmp_path / "go")
+    check_first_open(url, results, 6)
+
+
+def test_postgres_concurrent_first_open_migrates_once(postgres_url: str, tmp_path: Path) -> None:
+    results = run_together("first_open", 8, {"url": postgres_url}, tmp_path / "go")
+    check_first_open(postgres_url, results, 8)
+

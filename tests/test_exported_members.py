@@ -1,0 +1,22 @@
+"""The public faces are deliberate: these lists change only on purpose."""
+
+import insync.core
+
+
+def test_core_exports() -> None:
+    assert insync.core.__all__ == sorted(insync.core.__all__, key=lambda n: (not n.isupper(), n))
+    assert set(insync.core.__all__) == {
+        name for name in dir(insync.core) if not name.startswith("_") and name not in {"cli", "errors"}
+    }
+
+
+def test_core_imports_no_orchestrator() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, insync.core, insync.core.cli; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('airflow', 'prefect', 'dbt')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
