@@ -1,0 +1,196 @@
+"""The insync execution protocol inside one Airflow task instance (worker side only).
+
+Why "succeed as a no-op" and not Airflow's SKIPPED state: with default trigger rules a SKIPPED
+task skips its downstream tasks before they can run their own check, so an unsynced descendant
+would be hidden. Changing downstream trigger rules instead would also change what the DAG
+author's own branches and short-circuits do. So an in-sync task ends SUCCESS without running the
+user's code; it returns the cached value (so downstream XCom consumers get it), logs
+``skip <key>: FRESH``, pushes the XCom ``insync`` marker (``{"decision": "skip", ...}``, visible
+in the task instance's XCom tab) and emits *no* asset event for its outlets: nothing changed, so
+Airflow's asset-aware scheduling is not triggered.
+
+Everything here talks to the insync store and to Airflow through the task SDK only (context,
+XCom, outlet events): no access to Airflow's metadata database.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from insync.core import (
+    NO_VALUE,
+    AssetKey,
+    AssetSpec,
+    ConfigError,
+    DataVersion,
+    EventStore,
+    Step,
+    ValueCache,
+    code_version_of,
+    resolve_code_version,
+)
+
+from ._keys import VersionSettings, asset_key_for, deps_for
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+__all__ = ["FRAMEWORK", "XCOM_MARKER_KEY", "run_versioned", "run_id_of"]
+
+log = logging.getLogger("insync.airflow")
+
+FRAMEWORK = "airflow"
+#: XCom key of the per-task-instance marker saying whether insync ran or skipped the task.
+XCOM_MARKER_KEY = "insync"
+#: ``dag_run.conf`` entry forcing a re-run: ``true`` for every versioned task, or a list of
+#: asset keys / task ids.
+FORCE_CONF_KEY = "insync_force"
+
+
+def run_id_of(context: Context) -> str:
+    """The insync run id of an Airflow task instance: stable across its retries."""
+    ti = context["ti"]
+    return f"airflow:{ti.dag_id}:{ti.run_id}"
+
+
+def auto_source_of_operator(task: Any) -> str:
+    """What ``code_version="auto"`` hashes for an operator without a Python callable.
+
+    The operator's class plus its templated fields *before* rendering (so ``{{ ds }}`` in a
+    command does not make every run a new code version).
+    """
+    cls = type(task)
+    while getattr(cls, "_insync_settings", None) is not None:  # our per-task subclass
+        cls = cls.__mro__[1]
+    fields = {}
+    partial_kwargs = getattr(task, "partial_kwargs", None)
+    for name in sorted(getattr(task, "template_fields", ()) or ()):
+        value = partial_kwargs.get(name) if partial_kwargs is not None else getattr(task, name, None)
+        fields[name] = repr(value)
+    return repr((f"{cls.__module__}.{cls.__qualname__}", sorted(fields.items())))
+
+
+def _code_version(settings: VersionSettings, task: Any, fn: Callable[..., Any] | None) -> str | None:
+    if settings.code_version != "auto":
+        return resolve_code_version(settings.code_version)
+    if fn is None:
+        fn = getattr(task, "python_callable", None)
+    if fn is not None:
+        return code_version_of(fn)
+    source = settings.auto_source or auto_source_of_operator(task)
+    return "auto:" + hashlib.sha256(source.encode()).hexdigest()[:32]
+
+
+def _forced(context: Context, key: AssetKey) -> bool:
+    dag_run = context.get("dag_run")
+    conf: Mapping[str, Any] = getattr(dag_run, "conf", None) or {}
+    value = conf.get(FORCE_CONF_KEY)
+    if value is None or value is False:
+        return False
+    if value is True:
+        return True
+    if isinstance(value, str):
+        value = [value]
+    if not isinstance(value, list | tuple):
+        raise ConfigError(
+            f"dag_run.conf[{FORCE_CONF_KEY!r}] = {value!r}; use true or a list of asset keys "
+            "or task ids"
+        )
+    return str(key) in value or context["ti"].task_id in value
+
+
+def _annotate_outlets(
+    context: Context, key: AssetKey, code_version: str | None, data_version: DataVersion
+) -> None:
+    """Put the versions into the extra of the Airflow asset event(s) of the task's outlets."""
+    from airflow.sdk import Asset
+
+    extra = {
+        "insync_key": str(key),
+        "code_version": code_version,
+        "data_version": str(data_version),
+    }
+    for outlet in getattr(context["task"], "outlets", None) or ():
+        if isinstance(outlet, Asset):
+            context["outlet_events"][outlet].extra.update(extra)
+
+
+def _suppress_outlet_events(context: Context) -> None:
+    # The task object is the per-execution copy Airflow made in `prepare_for_execution`, so
+    # this only affects the success message of this task instance: no asset event is emitted.
+    context["task"].outlets = []
+    ti_task = getattr(context["ti"], "task", None)
+    if ti_task is not None and ti_task is not context["task"]:
+        ti_task.outlets = []
+
+
+def _mark(context: Context, decision: str, key: AssetKey, message: str, **more: Any) -> None:
+    marker = {"decision": decision, "asset": str(key), "message": message, **more}
+    context["ti"].xcom_push(key=XCOM_MARKER_KEY, value=marker)
+
+
+def run_versioned(
+    context: Context,
+    settings: VersionSettings,
+    call: Callable[[], Any],
+    *,
+    fn: Callable[..., Any] | None = None,
+) -> Any:
+    """Check, then return the cached value or run ``call()`` and record its result.
+
+    :raises ConfigError: the task's insync settings cannot be used (bad key, code version, ...).
+    :raises SerializationError: the value cannot be cached; nothing was recorded.
+    :raises StoreError: the insync store is unreachable.
+    """
+    task = context["task"]
+    ti = context["ti"]
+    key = asset_key_for(task, settings, map_index=ti.map_index)
+    code_version = _code_version(settings, task, fn)
+    spec = AssetSpec(
+        key,
+        code_version=code_version,
+        deps=deps_for(task, settings),
+        framework=FRAMEWORK,
+        metadata={"dag_id": ti.dag_id, "task_id": ti.task_id},
+    )
+    run_id = run_id_of(context)
+    needs_value = bool(getattr(task, "do_xcom_push", True))
+    with EventStore(settings.store) as store:
+        step = Step(
+            store,
+            spec,
+            run_id=run_id,
+            framework=FRAMEWORK,
+            cache=ValueCache(settings.cache),
+            force=settings.force or _forced(context, key),
+        )
+        decision = step.check(needs_value=needs_value)
+        if decision.skip:
+            status = decision.status
+            if status.last_run_id == run_id:
+                # A retry after this run's own recorded materialization: the first try never
+                # reached Airflow's success, so its asset event is still owed.
+                _annotate_outlets(context, key, code_version, status.data_version)
+            else:
+                _suppress_outlet_events(context)
+            _mark(context, "skip", key, decision.message, data_version=str(status.data_version))
+            return None if decision.value is NO_VALUE else decision.value
+        value = call()
+        user_version = settings.data_version(value) if settings.data_version else None
+        event = step.record(
+            value if needs_value else NO_VALUE,
+            data_version=user_version,
+            metadata={
+                "dag_id": ti.dag_id,
+                "task_id": ti.task_id,
+                "run_id": ti.run_id,
+                "map_index": ti.map_index,
+                "try_number": ti.try_number,
+            },
+        )
+    _annotate_outlets(context, key, code_version, event.data_version)
+    _mark(context, "run", key, decision.message, data_version=str(event.data_version))
+    return value

@@ -1,0 +1,223 @@
+"""``versioned`` (TaskFlow) and ``versioned_operator`` (any operator): parse-time wrapping only.
+
+Nothing here touches the insync store: wrapping records settings on the task; the check and the
+record happen in ``_protocol.run_versioned`` when Airflow executes the task instance.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Iterable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar, overload
+
+from insync.core import ConfigError, DataVersion
+
+from ._keys import VersionSettings
+from ._protocol import auto_source_of_operator, run_versioned
+
+if TYPE_CHECKING:
+    from airflow.sdk import BaseOperator, Context
+
+__all__ = ["versioned", "versioned_operator", "wrap_operator"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+Op = TypeVar("Op")
+
+
+def _settings(
+    *,
+    key: str | Sequence[str] | None,
+    code_version: str | None,
+    deps: Iterable[str | Sequence[str]] | None,
+    data_version: Callable[[Any], DataVersion | str] | None,
+    force: bool,
+    store: str | None,
+    cache: str | None,
+) -> VersionSettings:
+    if isinstance(deps, str):
+        deps = [deps]
+    return VersionSettings(
+        key=key,
+        code_version=code_version,
+        deps=None if deps is None else tuple(deps),
+        data_version=data_version,
+        force=force,
+        store=store,
+        cache=cache,
+    )
+
+
+@overload
+def versioned(fn: F, /) -> F: ...
+
+
+@overload
+def versioned(
+    *,
+    key: str | Sequence[str] | None = None,
+    code_version: str | None = "auto",
+    deps: Iterable[str | Sequence[str]] | None = None,
+    data_version: Callable[[Any], DataVersion | str] | None = None,
+    force: bool = False,
+    store: str | None = None,
+    cache: str | None = None,
+) -> Callable[[F], F]: ...
+
+
+def versioned(
+    fn: Callable[..., Any] | None = None,
+    /,
+    *,
+    key: str | Sequence[str] | None = None,
+    code_version: str | None = "auto",
+    deps: Iterable[str | Sequence[str]] | None = None,
+    data_version: Callable[[Any], DataVersion | str] | None = None,
+    force: bool = False,
+    store: str | None = None,
+    cache: str | None = None,
+) -> Any:
+    """Make a TaskFlow task a versioned asset; put it *below* ``@task``::
+
+        @task(outlets=[Asset("analytics/orders")])
+        @versioned(code_version="v1")
+        def orders(raw): ...
+
+    Before the function runs, insync checks the asset (key: ``key=``, else the outlet Asset,
+    else ``dag_id/task_id``). In sync: the function does not run, the task succeeds and returns
+    the cached value. Otherwise it runs and its materialization is recorded.
+
+    :param code_version: ``"auto"`` (hash of the function's normalized source), a string, or
+        None (unknown: always runs).
+    :param deps: asset keys read; default the task's inlets plus its versioned upstream tasks.
+    :param data_version: optional function ``value -> data version`` (else the logical one).
+    :param force: always run (also per run: ``dag_run.conf = {"insync_force": true}``).
+    :param store: insync store URL (default: $INSYNC_DATABASE_URL > $INSYNC_HOME > ./.insync).
+    :param cache: value cache URL (default: $INSYNC_CACHE_URL > <home>/values).
+    :raises ConfigError: a malformed key, deps, or a decorator used in the wrong place.
+    """
+    settings = _settings(
+        key=key,
+        code_version=code_version,
+        deps=deps,
+        data_version=data_version,
+        force=force,
+        store=store,
+        cache=cache,
+    )
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        if not callable(func) or hasattr(func, "override") and hasattr(func, "expand"):
+            raise ConfigError(
+                f"@versioned got {func!r}; put it below @task (on the plain function), or use "
+                "versioned_operator(...) for an operator"
+            )
+
+        @functools.wraps(func)
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
+            from airflow.sdk import get_current_context
+
+            context = get_current_context()
+            return run_versioned(context, settings, lambda: func(*args, **kwargs), fn=func)
+
+        wrapper.__insync_settings__ = settings  # type: ignore[attr-defined]
+        return wrapper
+
+    if fn is not None:
+        return decorate(fn)
+    return decorate
+
+
+_EXECUTE_DOC = "Run the insync check, then the wrapped operator's execute (or the cached value)."
+
+
+def _versioned_class(cls: type[Any], settings: VersionSettings) -> type[Any]:
+    # One subclass per wrapped task, named like the original so Airflow's UI and serialized DAG
+    # show the operator the author wrote; the settings ride on the class so that a mapped
+    # operator's per-index instances (built from `operator_class`) carry them too.
+    def execute(self: BaseOperator, context: Context) -> Any:
+        parent = super(subclass, self)
+        return run_versioned(context, settings, lambda: parent.execute(context))
+
+    execute.__doc__ = _EXECUTE_DOC
+    namespace = {
+        "execute": execute,
+        "__module__": cls.__module__,
+        "__qualname__": cls.__qualname__,
+        "_insync_settings": settings,
+    }
+    subclass = type(cls)(cls.__name__, (cls,), namespace)
+    return subclass
+
+
+def wrap_operator(task: Op, settings: VersionSettings) -> Op:
+    """Version an operator or mapped operator in place (shared with the cluster policy).
+
+    :raises ConfigError: not an Airflow operator, or already versioned.
+    """
+    from airflow.sdk import BaseOperator
+    from airflow.sdk.definitions.mappedoperator import MappedOperator
+
+    if isinstance(task, MappedOperator):
+        if getattr(task.operator_class, "_insync_settings", None) is not None:
+            raise ConfigError(f"task {task.task_id!r} is already versioned by insync")
+        if settings.code_version == "auto" and "python_callable" not in task.partial_kwargs:
+            settings = _with_auto_source(settings, task)
+        task.operator_class = _versioned_class(task.operator_class, settings)
+        return task
+    if not isinstance(task, BaseOperator):
+        raise ConfigError(
+            f"versioned_operator() needs an Airflow operator instance, got {task!r}; for a "
+            "TaskFlow function use @versioned below @task"
+        )
+    if getattr(type(task), "_insync_settings", None) is not None:
+        raise ConfigError(f"task {task.task_id!r} is already versioned by insync")
+    if settings.code_version == "auto" and getattr(task, "python_callable", None) is None:
+        settings = _with_auto_source(settings, task)
+    task.__class__ = _versioned_class(type(task), settings)
+    return task
+
+
+def _with_auto_source(settings: VersionSettings, task: Any) -> VersionSettings:
+    import dataclasses
+
+    return dataclasses.replace(settings, auto_source=auto_source_of_operator(task))
+
+
+def versioned_operator(
+    task: Op,
+    /,
+    *,
+    key: str | Sequence[str] | None = None,
+    code_version: str | None = "auto",
+    deps: Iterable[str | Sequence[str]] | None = None,
+    data_version: Callable[[Any], DataVersion | str] | None = None,
+    force: bool = False,
+    store: str | None = None,
+    cache: str | None = None,
+) -> Op:
+    """Make any operator (BashOperator, SQL operators, custom ones, or ``X.partial().expand()``)
+    a versioned asset and return it::
+
+        load = versioned_operator(
+            BashOperator(task_id="load", bash_command="load.sh", outlets=[Asset("raw/orders")]),
+            code_version="v3",
+        )
+
+    The operator's ``execute`` runs only when the asset is not in sync; its return value (the
+    XCom) is recorded and cached. ``code_version="auto"`` hashes the Python callable if the
+    operator has one, else the operator class and its unrendered templated fields (a script
+    the command calls is not read: give an explicit version then). Other parameters as in
+    :func:`versioned`.
+
+    :raises ConfigError: not an operator, already versioned, or malformed settings.
+    """
+    settings = _settings(
+        key=key,
+        code_version=code_version,
+        deps=deps,
+        data_version=data_version,
+        force=force,
+        store=store,
+        cache=cache,
+    )
+    return wrap_operator(task, settings)
