@@ -1,0 +1,5 @@
+"""`python -m insync.adapters.dbt build ...` works before the `insync` entry point exists."""
+
+from insync.adapters.dbt.cli import main
+
+main()

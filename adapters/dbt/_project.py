@@ -1,0 +1,422 @@
+"""The memoized dbt build: parse, register, observe, decide, invoke dbt, record.
+
+`DbtProject` is the Python API (for an Airflow task or a Prefect flow calling dbt); the
+`insync dbt` commands are thin wrappers over it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Final
+
+from insync.core import (
+    AssetKey,
+    AssetStatus,
+    ConfigError,
+    DataVersion,
+    EventStore,
+    Materialization,
+    ObservationError,
+    fingerprint_value,
+)
+
+from ._manifest import FRAMEWORK, DbtAsset, assets_from_manifest, topological_order
+from ._plan import Decision, plan
+from ._report import BuildReport, NodeOutcome
+from ._runner import DbtError, DbtInvoker, split_args
+from ._sql import (
+    SUPPORTED_WAREHOUSES,
+    batch_query,
+    checksum_expression,
+    existing_relations_query,
+    max_expression,
+    observe_expression,
+)
+
+if TYPE_CHECKING:
+    from dbt.contracts.graph.manifest import Manifest
+
+__all__ = ["DbtProject"]
+
+log = logging.getLogger("insync.adapters.dbt")
+
+# dbt statuses after which the node's relation holds what its code says.
+_DONE: Final = frozenset({"success"})
+_FAILED_TEST: Final = frozenset({"fail", "error", "runtime error"})
+_MAX_WAVES: Final = 25
+_COMMAND_TYPES: Final = {"build": ("model", "seed", "snapshot"), "run": ("model",)}
+
+
+class DbtProject:
+    """A dbt project whose builds are memoized in an insync store.
+
+    >>> project = DbtProject("path/to/project", store="sqlite:///insync.db")  # doctest: +SKIP
+    >>> report = project.build("--select", "marts")  # doctest: +SKIP
+    >>> report.built, report.reused  # doctest: +SKIP
+
+    `dbt_args` are dbt options every call gets (`--target prod`, `--vars ...`); `store` is an
+    `EventStore`, a URL, or None for the default location ($INSYNC_DATABASE_URL, $INSYNC_HOME,
+    ./.insync). `run_id` names the run in provenance (default: a new uuid per build).
+    """
+
+    def __init__(
+        self,
+        project_dir: str | os.PathLike[str] | None = None,
+        *,
+        profiles_dir: str | os.PathLike[str] | None = None,
+        target: str | None = None,
+        dbt_args: Sequence[str] = (),
+        store: EventStore | str | None = None,
+    ) -> None:
+        extra: list[str] = []
+        if project_dir is not None:
+            extra += ["--project-dir", os.fspath(project_dir)]
+        if profiles_dir is not None:
+            extra += ["--profiles-dir", os.fspath(profiles_dir)]
+        if target is not None:
+            extra += ["--target", target]
+        self._base_args = (*extra, *dbt_args)
+        self._store_arg = store
+        self._store: EventStore | None = store if isinstance(store, EventStore) else None
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def store(self) -> EventStore:
+        if self._store is None:
+            self._store = EventStore(self._store_arg if isinstance(self._store_arg, str) else None)
+        return self._store
+
+    def close(self) -> None:
+        """Close the store if this project opened it."""
+        if self._store is not None and not isinstance(self._store_arg, EventStore):
+            self._store.close()
+            self._store = None
+
+    def __enter__(self) -> DbtProject:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def build(self, *args: str, force: bool = False, run_id: str | None = None) -> BuildReport:
+        """`dbt build` of the selected nodes that are unsynced or missing; the rest is reused.
+
+        `args` are dbt's own (`--select`, `--exclude`, `--target`, `--full-refresh`, ...);
+        `force` (or `--full-refresh`) rebuilds every selected node.
+
+        :raises DbtError: dbt could not parse/compile the project or resolve the selection.
+        :raises ObservationError: a source could not be observed (nothing was built).
+        :raises ConfigError: bad `meta.insync` on a node, or two nodes sharing an asset key.
+        """
+        return self._execute("build", args, force=force, run_id=run_id)
+
+    def run(self, *args: str, force: bool = False, run_id: str | None = None) -> BuildReport:
+        """`dbt run` (models only, no tests) of the selected unsynced or missing models.
+
+        :raises DbtError, ObservationError, ConfigError: as `build`.
+        """
+        return self._execute("run", args, force=force, run_id=run_id)
+
+    def status(self, *args: str, observe: bool = True) -> BuildReport:
+        """What `build` would do now, without building: every selected node with its reason.
+
+        Observing sources records observations (that is how new source data is noticed);
+        `observe=False` skips that and uses the last recorded observations.
+
+        :raises DbtError, ObservationError, ConfigError: as `build`.
+        """
+        ctx = self._prepare(args, "build", observe=observe)
+        decisions = self._decide(ctx, force=None)
+        outcomes = [
+            NodeOutcome(ctx.assets[d.unique_id], "would build" if d.build else "reuse", d.reason)
+            for d in decisions
+        ]
+        return BuildReport("status", run_id=None, outcomes=outcomes, invocations=0)
+
+    def asset_status(self, node: str, *args: str,
+                     observe: bool = True) -> tuple[DbtAsset, AssetStatus]:
+        """The dbt node named `node` (name, unique id, `source.table` or asset key) and its status.
+
+        :raises ConfigError: no node has that name (the message lists close names).
+        """
+        ctx = self._prepare(args, "build", observe=observe)
+        asset = _find(ctx.assets, node)
+        return asset, self.store.status(asset.key)
+
+    # ------------------------------------------------------------------ the flow
+    def _prepare(self, args: Sequence[str], command: str, *, observe: bool) -> _Context:
+        dbt_args = split_args([*self._base_args, *args])
+        invoker = DbtInvoker(dbt_args)
+        manifest = invoker.parse()
+        invoker.compile()
+        assets = assets_from_manifest(manifest, os.path.abspath(dbt_args.project_dir))
+        warehouse = str(getattr(manifest.metadata, "adapter_type", "") or "")
+        ctx = _Context(invoker, manifest, assets, warehouse)
+        ctx.selected = self._selection(ctx, dbt_args.selection, _COMMAND_TYPES[command])
+        self._register(ctx)
+        self._observe_and_check(ctx, observe=observe)
+        ctx.force_reason = (
+            "--full-refresh rebuilds every selected node" if dbt_args.full_refresh else None
+        )
+        return ctx
+
+    def _selection(self, ctx: _Context, selection: Sequence[str], types: Iterable[str]) -> set[str]:
+        wanted = set(types)
+        candidates = {uid for uid, a in ctx.assets.items() if a.resource_type in wanted}
+        if not selection:
+            return candidates
+        return candidates & ctx.invoker.select(selection)
+
+    def _register(self, ctx: _Context) -> None:
+        keys = {uid: a.key for uid, a in ctx.assets.items()}
+        existing = self.store.definitions()
+        specs = []
+        for asset in ctx.assets.values():
+            spec = asset.spec(keys)
+            other = existing.get(asset.key)
+            if asset.is_source and other is not None and other.kind == "materializable":
+                # Another orchestrator builds this table: its records are the truth, no observing.
+                ctx.owned_elsewhere.add(asset.unique_id)
+            specs.append(spec)
+        self.store.register(specs)
+
+    def _observe_and_check(self, ctx: _Context, *, observe: bool) -> None:
+        """Observe sources and list existing relations, in one warehouse query."""
+        expressions: list[tuple[str, str]] = []
+        observed = [
+            a for a in ctx.assets.values()
+            if a.is_source and a.observation and a.unique_id not in ctx.owned_elsewhere
+        ]
+        if observe:
+            expressions = [(a.unique_id, self._observe_sql(ctx, a)) for a in observed]
+        schemas = {a.schema for a in ctx.assets.values() if not a.is_source and a.relation}
+        if ctx.warehouse not in SUPPORTED_WAREHOUSES:
+            if expressions:
+                raise ConfigError(
+                    f"observing dbt sources runs SQL that insync knows for "
+                    f"{', '.join(SUPPORTED_WAREHOUSES)}, not {ctx.warehouse}; drop "
+                    "meta.insync.observe/data_version/loaded_at_field from the sources"
+                )
+            return
+        queries = [batch_query(expressions)] if expressions else []
+        if schemas:
+            queries.append(existing_relations_query(schemas))
+        if not queries:
+            return
+        try:
+            rows = ctx.invoker.query(" union all ".join(queries))
+        except DbtError as exc:
+            raise self._observation_error(ctx, expressions, exc) from exc
+        ctx.existing = {r["insync_value"] for r in rows if r["insync_name"] == "relation"}
+        values = {r["insync_name"]: r["insync_value"] for r in rows if r["insync_name"] != "relation"}
+        if not expressions:
+            return
+        current = self.store.statuses([a.key for a in observed], upstream=False)
+        for asset in observed:
+            version = fingerprint_value(["dbt-observation", values.get(asset.unique_id)])
+            if current[asset.key].data_version == version:
+                continue
+            self.store.record_observation(
+                asset.key, version, framework=FRAMEWORK,
+                metadata={"dbt_unique_id": asset.unique_id, "observed_by": asset.observation.kind},
+            )
+            log.info("observed %s: new data version %s", asset.key, version)
+
+    def _observe_sql(self, ctx: _Context, asset: DbtAsset) -> str:
+        assert asset.observation is not None and asset.relation is not None
+        obs = asset.observation
+        if obs.kind == "query":
+            return observe_expression(ctx.warehouse, obs.sql)
+        if obs.kind == "loaded_at":
+            return max_expression(ctx.warehouse, asset.relation, obs.sql)
+        return checksum_expression(ctx.warehouse, asset.relation, asset.database, asset.schema,
+                                   asset.identifier)
+
+    def _observation_error(self, ctx: _Context, expressions: list[tuple[str, str]],
+                           exc: DbtError) -> ObservationError:
+        """Find which source's query failed, so the message names it."""
+        for uid, expr in expressions:
+            try:
+                ctx.invoker.query(batch_query([(uid, expr)]))
+            except DbtError as one:
+                asset = ctx.assets[uid]
+                return ObservationError(
+                    f"could not observe dbt source {asset.name} ({asset.key}): {one}; fix its "
+                    "meta.insync.observe query or loaded_at_field, or load the table first"
+                )
+        return ObservationError(f"could not query the warehouse: {exc}")
+
+    def _decide(self, ctx: _Context, *, force: str | None,
+                only: Iterable[str] | None = None) -> list[Decision]:
+        selected = ctx.selected if only is None else set(only)
+        keys = sorted({ctx.assets[uid].key for uid in selected})
+        statuses = self.store.statuses(keys, upstream=False) if keys else {}
+        return plan(ctx.assets, selected, statuses, existing=ctx.existing, force=force)
+
+    def _execute(self, command: str, args: Sequence[str], *, force: bool,
+                 run_id: str | None) -> BuildReport:
+        ctx = self._prepare(args, command, observe=True)
+        run_id = run_id or uuid.uuid4().hex
+        force_reason = ctx.force_reason or ("forced (--force)" if force else None)
+        outcomes: dict[str, NodeOutcome] = {}
+        remaining = set(ctx.selected) - {u for u, a in ctx.assets.items() if a.is_source}
+        invocations = 0
+        for _wave in range(_MAX_WAVES):
+            decisions = self._decide(ctx, force=force_reason, only=remaining)
+            force_reason = None
+            for d in decisions:
+                if not d.build and d.unique_id not in outcomes:
+                    outcomes[d.unique_id] = NodeOutcome(ctx.assets[d.unique_id], "reused", d.reason)
+            to_build = [d for d in decisions if d.build]
+            if not to_build:
+                break
+            for d in to_build:
+                log.info("run %s: %s", ctx.assets[d.unique_id].key, d.reason)
+            results = self._invoke(ctx, command, [d.unique_id for d in to_build])
+            invocations += 1
+            failed = self._record(ctx, to_build, results, run_id, outcomes)
+            remaining -= {d.unique_id for d in to_build}
+            if failed or not remaining:
+                break
+            # Only children of content-versioned nodes can have become unsynced by this call.
+            built_now = {u for u, o in outcomes.items() if o.action == "built"}
+            reach: set[str] = set()
+            for uid in topological_order(ctx.assets, remaining):
+                if any(p in built_now or p in reach for p in ctx.assets[uid].parents):
+                    reach.add(uid)
+            remaining = reach
+            for uid in remaining:
+                outcomes.pop(uid, None)
+        for uid, outcome in outcomes.items():
+            if outcome.action == "reused":
+                log.info("skip %s: %s", ctx.assets[uid].key, outcome.reason)
+        ordered = [outcomes[u] for u in topological_order(ctx.assets, outcomes)]
+        return BuildReport(command, run_id=run_id, outcomes=ordered, invocations=invocations)
+
+    def _invoke(self, ctx: _Context, command: str, ids: Sequence[str]) -> dict[str, Any]:
+        selectors, excludes = _selectors(ctx.manifest, ids)
+        result = ctx.invoker.execute(command, selectors, excludes)
+        return {r.node.unique_id: r for r in (result.results if result is not None else ())}
+
+    def _record(self, ctx: _Context, built: Sequence[Decision], results: Mapping[str, Any],
+                run_id: str, outcomes: dict[str, NodeOutcome]) -> bool:
+        """Record the nodes dbt built and whose tests passed; True if anything failed."""
+        failed_tests: dict[str, str] = {}
+        for uid, res in results.items():
+            node = res.node
+            if node.resource_type != "test" or str(res.status) not in _FAILED_TEST:
+                continue
+            for parent in getattr(node.depends_on, "nodes", ()):
+                failed_tests.setdefault(parent, f"test {node.name} {res.status}")
+        succeeded: list[Decision] = []
+        any_failed = False
+        for d in built:
+            asset = ctx.assets[d.unique_id]
+            res = results.get(d.unique_id)
+            status = str(res.status) if res is not None else "not run"
+            if status in _DONE and d.unique_id not in failed_tests:
+                succeeded.append(d)
+                continue
+            any_failed = True
+            if status in _DONE:
+                outcomes[d.unique_id] = NodeOutcome(
+                    asset, "test failed", f"{failed_tests[d.unique_id]}: not recorded")
+            elif status == "skipped":
+                outcomes[d.unique_id] = NodeOutcome(asset, "skipped", "dbt skipped it (upstream failed)")
+            else:
+                message = (getattr(res, "message", None) or "").strip().splitlines()
+                detail = message[0] if message else status
+                outcomes[d.unique_id] = NodeOutcome(asset, "failed", f"{status}: {detail}")
+        content = self._content_versions(ctx, [d.unique_id for d in succeeded])
+        items = []
+        for d in succeeded:
+            asset = ctx.assets[d.unique_id]
+            res = results[d.unique_id]
+            version = content.get(d.unique_id)
+            items.append(Materialization(
+                key=asset.key, data_version=version, run_id=run_id, framework=FRAMEWORK,
+                metadata={"dbt_unique_id": d.unique_id, "reason": d.reason,
+                          "execution_time": round(float(res.execution_time or 0.0), 3),
+                          "data_version_kind": asset.data_version},
+            ))
+            outcomes[d.unique_id] = NodeOutcome(asset, "built", d.reason)
+        order = {u: i for i, u in enumerate(topological_order(ctx.assets, [d.unique_id for d in succeeded]))}
+        items.sort(key=lambda m: order[_uid_of(ctx, m.key)])
+        self.store.record_materializations(items)
+        return any_failed
+
+    def _content_versions(self, ctx: _Context, ids: Sequence[str]) -> dict[str, DataVersion]:
+        wanted = [ctx.assets[u] for u in ids if ctx.assets[u].data_version == "content"]
+        if not wanted:
+            return {}
+        if ctx.warehouse not in SUPPORTED_WAREHOUSES:
+            raise ConfigError(
+                f"content data versions are implemented for {', '.join(SUPPORTED_WAREHOUSES)}, "
+                f"not {ctx.warehouse}; remove meta.insync.data_version from "
+                f"{', '.join(a.name for a in wanted)}"
+            )
+        expressions = [
+            (a.unique_id, checksum_expression(ctx.warehouse, a.relation or "", a.database,
+                                              a.schema, a.identifier))
+            for a in wanted
+        ]
+        rows = ctx.invoker.query(batch_query(expressions))
+        values = {r["insync_name"]: r["insync_value"] for r in rows}
+        return {uid: fingerprint_value(["dbt-content", values.get(uid)]) for uid, _ in expressions}
+
+
+class _Context:
+    """State of one insync dbt command."""
+
+    def __init__(self, invoker: DbtInvoker, manifest: Manifest, assets: dict[str, DbtAsset],
+                 warehouse: str) -> None:
+        self.invoker = invoker
+        self.manifest = manifest
+        self.assets = assets
+        self.warehouse = warehouse
+        self.selected: set[str] = set()
+        self.owned_elsewhere: set[str] = set()
+        self.existing: set[str] | None = None
+        self.force_reason: str | None = None
+        self._by_key = {a.key: uid for uid, a in assets.items()}
+
+
+def _uid_of(ctx: _Context, key: AssetKey) -> str:
+    return ctx._by_key[key]
+
+
+def _selectors(manifest: Manifest, ids: Sequence[str]) -> tuple[list[str], list[str]]:
+    """dbt selectors choosing exactly `ids`: `fqn:` of each node, plus excludes for any other
+    node an fqn prefix would also catch (a folder named like a model)."""
+    from dbt.graph.selector_methods import is_selected_node
+
+    wanted = set(ids)
+    selectors = [f"fqn:{'.'.join(manifest.nodes[u].fqn)}" for u in ids]
+    extra: list[str] = []
+    fqns = {u: manifest.nodes[u].fqn for u in ids}
+    for uid, node in manifest.nodes.items():
+        if uid in wanted or node.resource_type not in ("model", "seed", "snapshot"):
+            continue
+        for fqn in fqns.values():
+            if len(node.fqn) > len(fqn) and is_selected_node(
+                node.fqn, ".".join(fqn), bool(getattr(node, "version", None))
+            ):
+                extra.append(f"fqn:{'.'.join(node.fqn)}")
+                break
+    return selectors, extra
+
+
+def _find(assets: Mapping[str, DbtAsset], name: str) -> DbtAsset:
+    """:raises ConfigError: no node (or more than one) answers to `name`."""
+    hits = [a for a in assets.values() if name in (a.unique_id, a.name, str(a.key))]
+    if len(hits) == 1:
+        return hits[0]
+    if len(hits) > 1:
+        raise ConfigError(f"{name!r} names several dbt nodes ({', '.join(a.unique_id for a in hits)}); "
+                          "use the unique id")
+    close = sorted(a.name for a in assets.values() if name.lower() in a.name.lower())[:5]
+    hint = f"; did you mean {', '.join(close)}?" if close else "; see `insync dbt status`"
+    raise ConfigError(f"no dbt model, seed, snapshot or source named {name!r}{hint}")

@@ -1,0 +1,108 @@
+"""What one `insync dbt` command did to each selected node, and the table people read."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from ._manifest import DbtAsset
+
+__all__ = ["BuildReport", "NodeOutcome"]
+
+_STYLE: Final = {
+    "built": "green", "would build": "yellow", "reused": "dim", "reuse": "dim",
+    "failed": "red", "test failed": "red", "skipped": "red",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class NodeOutcome:
+    """`action` is built, reused, failed, test failed or skipped (status: would build, reuse)."""
+
+    asset: DbtAsset
+    action: str
+    reason: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"unique_id": self.asset.unique_id, "name": self.asset.name,
+                "key": str(self.asset.key), "resource_type": self.asset.resource_type,
+                "action": self.action, "reason": self.reason}
+
+
+@dataclass(frozen=True)
+class BuildReport:
+    """The outcome of `DbtProject.build/run/status`: one `NodeOutcome` per selected node.
+
+    `invocations` counts dbt calls (0 when everything was reused; 1 usually; one more per layer
+    of content-versioned nodes whose content really changed).
+    """
+
+    command: str
+    run_id: str | None
+    outcomes: Sequence[NodeOutcome]
+    invocations: int
+
+    def _names(self, *actions: str) -> list[str]:
+        return [o.asset.name for o in self.outcomes if o.action in actions]
+
+    @property
+    def built(self) -> list[str]:
+        """Names of the nodes dbt built and insync recorded (parents first)."""
+        return self._names("built", "would build")
+
+    @property
+    def reused(self) -> list[str]:
+        """Names of the nodes left as they were, because they were in sync."""
+        return self._names("reused", "reuse")
+
+    @property
+    def failed(self) -> list[str]:
+        """Names of the nodes that failed, whose tests failed, or that dbt skipped."""
+        return self._names("failed", "test failed", "skipped")
+
+    @property
+    def success(self) -> bool:
+        return not self.failed
+
+    def outcome(self, name: str) -> NodeOutcome:
+        """The outcome of the node with this name, unique id or asset key.
+
+        :raises KeyError: the node was not selected.
+        """
+        for o in self.outcomes:
+            if name in (o.asset.name, o.asset.unique_id, str(o.asset.key)):
+                return o
+        raise KeyError(f"{name} was not among the selected nodes of this {self.command}")
+
+    def to_json(self) -> dict[str, Any]:
+        return {"command": self.command, "run_id": self.run_id, "invocations": self.invocations,
+                "success": self.success, "nodes": [o.to_json() for o in self.outcomes]}
+
+    def summary(self) -> str:
+        counts: dict[str, int] = {}
+        for o in self.outcomes:
+            counts[o.action] = counts.get(o.action, 0) + 1
+        parts = ", ".join(f"{n} {action}" for action, n in counts.items()) or "nothing selected"
+        calls = "" if self.command == "status" else f" ({self.invocations} dbt call(s))"
+        return f"insync dbt {self.command}: {parts}{calls}"
+
+    def render(self, *, width: int = 120, color: bool = False) -> str:
+        """The summary table as text (what the CLI prints)."""
+        from rich.console import Console
+        from rich.table import Table
+
+        table = Table("node", "asset key", "action", "reason", box=None, show_edge=False)
+        for o in self.outcomes:
+            style = _STYLE.get(o.action, "")
+            table.add_row(o.asset.name, str(o.asset.key), f"[{style}]{o.action}[/]", o.reason)
+        buffer = io.StringIO()
+        console = Console(file=buffer, width=width, force_terminal=color, color_system=None
+                          if not color else "auto", highlight=False)
+        console.print(table)
+        console.print(self.summary())
+        return buffer.getvalue()
+
+    def __str__(self) -> str:
+        return self.render()

@@ -1,0 +1,199 @@
+"""Calls into dbt through its programmatic entry point, `dbtRunner`.
+
+Parse, compile, list and query runs are silent (`--log-level none`); the build itself logs as
+dbt always does, because it is the user's build.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from insync.core import ConfigError, InsyncError
+
+if TYPE_CHECKING:
+    from dbt.artifacts.schemas.run import RunExecutionResult
+    from dbt.contracts.graph.manifest import Manifest
+
+__all__ = ["DbtArgs", "DbtError", "DbtInvoker", "split_args"]
+
+# Options taking one or more values that choose nodes: insync resolves them itself.
+SELECTION_OPTIONS: Final = {
+    "-s": "--select", "--select": "--select", "-m": "--select", "--models": "--select",
+    "--model": "--select", "--exclude": "--exclude", "--selector": "--selector",
+    "--resource-type": "--resource-type", "--resource-types": "--resource-type",
+    "--exclude-resource-type": "--exclude-resource-type",
+    "--exclude-resource-types": "--exclude-resource-type",
+}
+# Options (with one value) that shape the project itself: every dbt call gets them.
+PROJECT_OPTIONS: Final = frozenset({
+    "--project-dir", "--profiles-dir", "--target", "-t", "--profile", "--vars",
+    "--target-path",
+})
+MULTI_VALUE: Final = frozenset({"--select", "--exclude", "--resource-type",
+                                "--exclude-resource-type"})
+
+
+class DbtError(InsyncError):
+    """dbt itself failed (could not parse, compile or query); the message carries dbt's error."""
+
+
+@dataclass(frozen=True)
+class DbtArgs:
+    """A user's dbt command line, split by who needs which part."""
+
+    project: tuple[str, ...] = ()  # for every dbt call
+    selection: tuple[str, ...] = ()  # resolved once with `dbt ls`
+    build: tuple[str, ...] = ()  # passed to the build/run call only
+    full_refresh: bool = False
+
+    @property
+    def project_dir(self) -> str:
+        return _value_of(self.project, "--project-dir") or os.environ.get(
+            "DBT_PROJECT_DIR", os.getcwd()
+        )
+
+
+def _value_of(args: Sequence[str], name: str) -> str | None:
+    value = None
+    for i, arg in enumerate(args):
+        if arg == name and i + 1 < len(args):
+            value = args[i + 1]
+        elif arg.startswith(name + "="):
+            value = arg.split("=", 1)[1]
+    return value
+
+
+def split_args(args: Sequence[str]) -> DbtArgs:
+    """Split `insync dbt build ARGS` into project, selection and build-only arguments.
+
+    :raises ConfigError: an option that needs a value has none.
+    """
+    project: list[str] = []
+    selection: list[str] = []
+    build: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        name, eq, inline = arg.partition("=")
+        if name in SELECTION_OPTIONS:
+            canonical = SELECTION_OPTIONS[name]
+            values = [inline] if eq else []
+            i += 1
+            while i < len(args) and not args[i].startswith("-") and (
+                canonical in MULTI_VALUE or not values
+            ):
+                values.append(args[i])
+                i += 1
+            if not values:
+                raise ConfigError(f"dbt option {name} needs a value, e.g. {name} my_model")
+            selection.extend([canonical, *values])
+            continue
+        if name in PROJECT_OPTIONS:
+            if eq:
+                project.extend([name, inline])
+                i += 1
+                continue
+            if i + 1 >= len(args):
+                raise ConfigError(f"dbt option {name} needs a value")
+            project.extend([name, args[i + 1]])
+            i += 2
+            continue
+        build.append(arg)
+        i += 1
+    return DbtArgs(tuple(project), tuple(selection), tuple(build),
+                   full_refresh="--full-refresh" in build or "-f" in build)
+
+
+@dataclass
+class DbtInvoker:
+    """One dbt project: parses once, then reuses the manifest for every later call."""
+
+    args: DbtArgs
+    manifest: Manifest | None = None
+    _show_rows: list[str] = field(default_factory=list)
+
+    def _invoke(self, command: Sequence[str], *, quiet: bool = True,
+                callbacks: Sequence[Any] = ()) -> Any:
+        from dbt.cli.main import dbtRunner
+
+        os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
+        prefix = ["--log-level", "none"] if quiet else []
+        runner = dbtRunner(manifest=self.manifest, callbacks=list(callbacks))
+        return runner.invoke([*prefix, *command, *self.args.project])
+
+    def parse(self) -> Manifest:
+        """Parse the project (partial parsing makes repeats fast).
+
+        :raises DbtError: dbt could not parse the project.
+        """
+        result = self._invoke(["parse"])
+        if not result.success or result.result is None:
+            raise DbtError(f"dbt parse failed in {self.args.project_dir}: {_why(result)}; "
+                           "run `dbt parse` there to see the full error")
+        self.manifest = result.result
+        return self.manifest
+
+    def compile(self) -> None:
+        """Render every model and snapshot into `compiled_code` on the cached manifest.
+
+        :raises DbtError: a node failed to compile (its Jinja or a macro raised).
+        """
+        result = self._invoke(["compile", "--select", "resource_type:model resource_type:snapshot",
+                               "--indirect-selection", "empty", "--no-write-json"])
+        if not result.success:
+            raise DbtError(f"dbt compile failed: {_why(result)}; fix the model, then retry")
+
+    def select(self, selection: Sequence[str]) -> set[str]:
+        """Unique ids dbt itself selects for the user's --select/--exclude/--selector.
+
+        :raises DbtError: the selection is invalid.
+        """
+        result = self._invoke(["ls", *selection, "--output", "json",
+                               "--output-keys", "unique_id"])
+        if not result.success:
+            raise DbtError(f"dbt could not resolve the selection {' '.join(selection)}: "
+                           f"{_why(result)}")
+        return {json.loads(line)["unique_id"] for line in result.result or ()}
+
+    def query(self, sql: str) -> list[dict[str, Any]]:
+        """Run one SQL query in the warehouse through dbt's own connection; rows as dicts.
+
+        :raises DbtError: the query failed.
+        """
+        previews: list[str] = []
+
+        def capture(event: Any) -> None:
+            if event.info.name == "ShowNode":
+                previews.append(event.data.preview)
+
+        result = self._invoke(["show", "--inline-direct", sql, "--limit", "-1",
+                               "--output", "json"], callbacks=[capture])
+        if not result.success or not previews:
+            raise DbtError(f"warehouse query failed: {_why(result)}\nquery: {sql[:2000]}")
+        rows: list[dict[str, Any]] = json.loads(previews[-1])
+        return rows
+
+    def execute(self, command: str, select: Sequence[str],
+                exclude: Sequence[str] = ()) -> RunExecutionResult | None:
+        """Run `dbt build|run` on exactly the given selectors, with the user's other args."""
+        argv = [command, "--select", *select]
+        if exclude:
+            argv += ["--exclude", *exclude]
+        result = self._invoke([*argv, *self.args.build], quiet=False)
+        if result.result is None and result.exception is not None:
+            raise DbtError(f"dbt {command} could not start: {result.exception}")
+        return result.result  # type: ignore[no-any-return]
+
+
+def _why(result: Any) -> str:
+    if result.exception is not None:
+        return str(result.exception).strip() or type(result.exception).__name__
+    run = result.result
+    for item in getattr(run, "results", None) or ():
+        if str(item.status) in ("error", "fail", "runtime error"):
+            return f"{item.node.unique_id}: {item.message}"
+    return "no details from dbt"

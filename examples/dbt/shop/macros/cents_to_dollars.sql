@@ -1,0 +1,3 @@
+{% macro cents_to_dollars(column) -%}
+    round({{ column }} / 100.0, 2)
+{%- endmacro %}
