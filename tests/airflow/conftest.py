@@ -113,17 +113,14 @@ class AirflowHarness:
             for ti in dag_run.get_task_instances(session=session):
                 name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
                 states[name] = str(ti.state)
-            rows = session.execute(
-                select(XComModel.task_id, XComModel.map_index, XComModel.key, XComModel.value).where(
+            rows = session.scalars(
+                select(XComModel).where(
                     XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id
                 )
             ).all()
-        from airflow.sdk.serde import deserialize
-        import json
-
-        for task_id, map_index, key, value in rows:
+            found = [(r.task_id, r.map_index, r.key, XComModel.deserialize_value(r)) for r in rows]
+        for task_id, map_index, key, decoded in found:
             name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
-            decoded = deserialize(json.loads(value) if isinstance(value, str) else value)
             if key == "insync":
                 decisions[name] = decoded["decision"]
             elif key == "return_value":
@@ -148,3 +145,22 @@ def airflow(airflow_db: Path, insync_home: Path) -> Iterator[AirflowHarness]:
     harness = AirflowHarness(airflow_db / "dags")
     yield harness
     harness.cleanup()
+
+
+def _asset_events(self: AirflowHarness, name: str) -> list[dict[str, Any]]:
+    """The `extra` of every Airflow asset event of the Asset called `name`, oldest first."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        rows = session.scalars(
+            select(AssetEvent)
+            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+            .where(AssetModel.name == name)
+            .order_by(AssetEvent.id)
+        ).all()
+        return [dict(row.extra or {}) for row in rows]
+
+
+AirflowHarness.asset_events = _asset_events  # type: ignore[attr-defined]

@@ -1,3 +1,5 @@
+"""The execution protocol end to end on real `dag.test()` runs."""
+
 from __future__ import annotations
 
 from insync.core import EventStore
@@ -6,7 +8,7 @@ CHAIN = '''
 from airflow.sdk import dag, task
 from insync.adapters.airflow import versioned
 
-@dag(dag_id="{dag_id}", schedule=None)
+@dag(dag_id="chain", schedule=None)
 def chain():
     @task
     @versioned(code_version="v1")
@@ -14,7 +16,7 @@ def chain():
         return 2
 
     @task
-    @versioned(code_version="v1")
+    @versioned(code_version="{b_version}")
     def b(x):
         return x * 10
 
@@ -29,23 +31,112 @@ chain()
 '''
 
 
-def test_chain_skips_in_sync_and_runs_new_code_version(airflow, insync_home):
-    path = airflow.write(CHAIN.format(dag_id="chain", c_version="v1"))
+def test_chain_skips_in_sync_and_runs_new_code_version(airflow):
+    path = airflow.write(CHAIN.format(b_version="v1", c_version="v1"))
     first = airflow.run(path, "chain")
     assert first.states == {"a": "success", "b": "success", "c": "success"}
     assert first.decisions == {"a": "run", "b": "run", "c": "run"}
     assert first.xcoms["c"] == 21
 
     second = airflow.run(path, "chain")
+    assert second.states == {"a": "success", "b": "success", "c": "success"}
     assert second.decisions == {"a": "skip", "b": "skip", "c": "skip"}
     assert second.xcoms == {"a": 2, "b": 20, "c": 21}
 
-    path = airflow.write(CHAIN.format(dag_id="chain", c_version="v2"), name=path.stem)
+    # c has a new code version: a and b skip (and do not cascade), c runs on b's cached value.
+    airflow.write(CHAIN.format(b_version="v1", c_version="v2"), name=path.stem)
     third = airflow.run(path, "chain")
     assert third.states == {"a": "success", "b": "success", "c": "success"}
     assert third.decisions == {"a": "skip", "b": "skip", "c": "run"}
-    assert third.xcoms["c"] == 21  # c received b's cached value
+    assert third.xcoms["c"] == 21
+
+    # b's code version bump re-runs b and, after it, its dependent c; a stays skipped.
+    airflow.write(CHAIN.format(b_version="v2", c_version="v2"), name=path.stem)
+    fourth = airflow.run(path, "chain")
+    assert fourth.decisions == {"a": "skip", "b": "run", "c": "run"}
+
     with EventStore() as store:
-        assert len(store.history("chain/c")) == 2
-        assert len(store.history("chain/b")) == 1
-        assert [str(i.key) for i in store.latest_event("chain/c").inputs] == ["chain/b"]
+        assert len(store.history("chain/a")) == 1
+        assert len(store.history("chain/b")) == 2
+        assert len(store.history("chain/c")) == 3
+        latest_c = store.latest_event("chain/c")
+        assert [str(i.key) for i in latest_c.inputs] == ["chain/b"]
+        assert latest_c.inputs[0].data_version == store.latest_event("chain/b").data_version
+        assert latest_c.metadata["dag_id"] == "chain"
+        assert latest_c.framework == "airflow"
+
+
+FAILING = '''
+from airflow.sdk import dag, task
+from insync.adapters.airflow import versioned
+
+@dag(dag_id="failing", schedule=None)
+def failing():
+    @task
+    @versioned(code_version="v1")
+    def ok():
+        return 1
+
+    @task
+    @versioned(code_version="v1")
+    def boom(x):
+        raise ValueError("upstream data is broken")
+
+    boom(ok())
+
+failing()
+'''
+
+
+def test_failing_task_records_nothing(airflow):
+    path = airflow.write(FAILING)
+    run = airflow.run(path, "failing")
+    assert run.states == {"ok": "success", "boom": "failed"}
+    with EventStore() as store:
+        assert len(store.history("failing/ok")) == 1
+        assert store.history("failing/boom") == []
+    # The next run retries the failed asset (still MISSING) and skips the good one.
+    again = airflow.run(path, "failing")
+    assert again.decisions == {"ok": "skip"}
+    assert again.states["boom"] == "failed"
+
+
+RETRY = '''
+from datetime import timedelta
+from airflow.sdk import dag, task, Asset
+from insync.adapters.airflow import versioned
+
+def fail_first_try(context, result):
+    if context["ti"].try_number == 1:
+        raise RuntimeError("lost the worker after the record")
+
+@dag(dag_id="retry", schedule=None)
+def retry():
+    @task(
+        outlets=[Asset("retry/out")],
+        retries=1,
+        retry_delay=timedelta(0),
+        post_execute=fail_first_try,
+    )
+    @versioned(code_version="v1")
+    def produce():
+        return 5
+
+    produce()
+
+retry()
+'''
+
+
+def test_retry_after_record_does_not_record_twice(airflow):
+    path = airflow.write(RETRY)
+    run = airflow.run(path, "retry")
+    assert run.states == {"produce": "success"}
+    assert run.decisions == {"produce": "skip"}  # try 2 found try 1's record
+    assert run.xcoms["produce"] == 5
+    with EventStore() as store:
+        history = store.history("retry/out")
+        assert len(history) == 1
+    events = airflow.asset_events("retry/out")
+    # The first try never succeeded in Airflow's eyes: the retry still emits the asset event.
+    assert [e["data_version"] for e in events] == [str(history[0].data_version)]
