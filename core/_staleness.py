@@ -260,4 +260,4 @@ _SENTINELS: Final = {v.value: v for v in (NULL, INITIAL, UNKNOWN)}
 
 
 def _as_version(value: str) -> DataVersion:
-    return _SENTINELS.get(value) or DataVersion(value)
+    return _SENTINELS.get(value) or DataVersion._trusted(value)

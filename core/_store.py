@@ -615,22 +615,31 @@ class EventStore:
                 column.in_(names) if wider is None else sa.or_(column.in_(names), column.in_(wider))
             )
 
+        # One AssetKey object per key string: dict lookups then succeed on identity.
+        interned: dict[str, AssetKey] = {}
+
+        def key_of(name: str) -> AssetKey:
+            key = interned.get(name)
+            if key is None:
+                key = interned[name] = AssetKey._trusted(name)
+            return key
+
         d = t.definitions
         dep_lists: dict[str, list[AssetKey]] = {}
         for asset_key, dep_key in conn.execute(
             sa.select(t.deps.c.asset_key, t.deps.c.dep_key).where(in_scope(t.deps.c.asset_key))
         ):
-            dep_lists.setdefault(asset_key, []).append(AssetKey(dep_key))
+            dep_lists.setdefault(asset_key, []).append(key_of(dep_key))
         specs: dict[AssetKey, AssetSpec] = {}
         for asset_key, code_version, kind, framework, meta in conn.execute(
             sa.select(d.c.asset_key, d.c.code_version, d.c.kind, d.c.framework, d.c.metadata).where(
                 in_scope(d.c.asset_key)
             )
         ):
-            spec = _spec_from_row(
-                asset_key, code_version, kind, framework, meta, dep_lists.get(asset_key, ())
+            key = key_of(asset_key)
+            specs[key] = _spec_from_row(
+                key, code_version, kind, framework, meta, dep_lists.get(asset_key, ())
             )
-            specs[spec.key] = spec
         latest: dict[AssetKey, LatestRecords] = {}
         if not with_latest:
             return specs, latest
@@ -644,7 +653,7 @@ class EventStore:
             .join(lt, sa.and_(lt.c.event_id == t.inputs.c.event_id, lt.c.kind == _MAT))
             .where(in_scope(lt.c.asset_key))
         ):
-            inputs_by_event.setdefault(event_id, {})[AssetKey(input_key)] = (version, input_event_id)
+            inputs_by_event.setdefault(event_id, {})[key_of(input_key)] = (version, input_event_id)
         for asset_key, kind, event_id, version, code_version, user_provided, run_id in conn.execute(
             sa.select(
                 lt.c.asset_key,
@@ -658,10 +667,10 @@ class EventStore:
             .join(e, e.c.id == lt.c.event_id)
             .where(in_scope(lt.c.asset_key))
         ):
-            asset = AssetKey(asset_key)
-            records = latest.get(asset)
+            key = key_of(asset_key)
+            records = latest.get(key)
             if records is None:
-                records = latest[asset] = LatestRecords()
+                records = latest[key] = LatestRecords()
             if kind == _MAT:
                 records.materialization = Materialized(
                     event_id,
@@ -698,7 +707,7 @@ def _ancestors_cte(names: list[str]) -> sa.CTE:
 
 
 def _spec_from_row(
-    key: str,
+    key: AssetKey,
     code_version: str | None,
     kind: Any,
     framework: str | None,
@@ -708,7 +717,7 @@ def _spec_from_row(
     # Rows were validated when registered: build without re-validating (hot path for 100k assets).
     spec = object.__new__(AssetSpec)
     set_ = object.__setattr__
-    set_(spec, "key", AssetKey(key))
+    set_(spec, "key", key)
     set_(spec, "code_version", code_version)
     set_(spec, "deps", tuple(sorted(deps)))
     set_(spec, "kind", kind)
