@@ -93,13 +93,20 @@ def prefect_server() -> Iterator[str]:
     try:
         yield API_URL
     finally:
+        # Flush queued logs and events while the server still listens.
+        from prefect.events.worker import EventsWorker
+        from prefect.logging.handlers import APILogWorker
+
+        APILogWorker.drain_all(timeout=10)
+        EventsWorker.drain_all(timeout=10)
         server.terminate()
         try:
             server.wait(timeout=20)
         except subprocess.TimeoutExpired:
             server.kill()
             server.wait()
-        log.close()
+        finally:
+            log.close()
         shutil.rmtree(_HOME, ignore_errors=True)
 
 
@@ -133,19 +140,38 @@ RunResult = tuple[Any, dict[str, str]]
 
 @pytest.fixture
 def run_flow() -> Any:
-    """Run a flow; return its value and {task name: final state name} as the server has them."""
+    """Run a flow; return its value and {task name: final state name} as the server has them.
+
+    `tasks` is how many task runs the flow makes: the server learns of task runs through
+    events, so the helper waits until it has seen them all in a final state.
+    """
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+    from prefect.events.worker import EventsWorker
 
-    def run(flow_obj: Any, *args: Any, expect: str = "Completed", **kwargs: Any) -> RunResult:
+    def run(
+        flow_obj: Any, *args: Any, tasks: int, expect: str = "Completed", **kwargs: Any
+    ) -> RunResult:
         state = flow_obj(*args, return_state=True, **kwargs)
         if state.type.value != "COMPLETED" and expect == "Completed":
             state.result()  # raises the flow's error with its traceback
         flow_run_id = state.state_details.flow_run_id
+        # Task run states reach the server as events, processed asynchronously: send what is
+        # queued, then wait until the server shows every task run in a final state.
+        EventsWorker.drain_all()
+        deadline = time.monotonic() + 15
         with get_client(sync_client=True) as client:
-            task_runs = client.read_task_runs(
-                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
-            )
+            while True:
+                task_runs = client.read_task_runs(
+                    flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
+                )
+                if len(task_runs) >= tasks and all(
+                    tr.state and tr.state.is_final() for tr in task_runs
+                ):
+                    break
+                if time.monotonic() > deadline:
+                    pytest.fail(f"task runs not final on the server: {task_runs}")
+                time.sleep(0.05)
         names: dict[str, str] = {}
         for task_run in task_runs:
             name = task_run.name.rsplit("-", 1)[0]

@@ -59,13 +59,13 @@ def test_first_run_executes_second_run_is_cached(run_flow: Any) -> None:
     calls: list[str] = []
     pipeline = make_pipeline(calls)
 
-    value, states = run_flow(pipeline)
+    value, states = run_flow(pipeline, tasks=4)
     assert value == ("total=6", {"rows": 3})
     assert states == dict.fromkeys(CHAIN, "Completed")
     assert sorted(calls) == sorted(CHAIN)
 
     calls.clear()
-    value, states = run_flow(pipeline)
+    value, states = run_flow(pipeline, tasks=4)
     assert value == ("total=6", {"rows": 3})  # last values, from Prefect's result store
     assert states == dict.fromkeys(CHAIN, "Cached")
     assert calls == []
@@ -93,10 +93,10 @@ def test_first_run_executes_second_run_is_cached(run_flow: Any) -> None:
 
 def test_code_version_bump_reruns_exactly_the_task_and_its_dependents(run_flow: Any) -> None:
     calls: list[str] = []
-    run_flow(make_pipeline(calls))
+    run_flow(make_pipeline(calls), tasks=4)
 
     calls.clear()
-    value, states = run_flow(make_pipeline(calls, orders="v2"))
+    value, states = run_flow(make_pipeline(calls, orders="v2"), tasks=4)
     assert states == {
         "raw": "Cached",
         "orders": "Completed",
@@ -107,7 +107,7 @@ def test_code_version_bump_reruns_exactly_the_task_and_its_dependents(run_flow: 
     assert value == ("total=6", {"rows": 3})
 
     calls.clear()
-    _, states = run_flow(make_pipeline(calls, orders="v2"))
+    _, states = run_flow(make_pipeline(calls, orders="v2"), tasks=4)
     assert states == dict.fromkeys(CHAIN, "Cached")
 
 
@@ -117,14 +117,14 @@ def test_reverted_code_version_runs_again_instead_of_reusing_an_old_record(
     # v1 -> v2 -> v1: Prefect still holds v1's record under the v1 key, but insync sees a new
     # code version relative to the last materialization (v2), so the task must run, not hit.
     calls: list[str] = []
-    run_flow(make_pipeline(calls))
-    run_flow(make_pipeline(calls, orders="v2"))
+    run_flow(make_pipeline(calls), tasks=4)
+    run_flow(make_pipeline(calls, orders="v2"), tasks=4)
     calls.clear()
-    _, states = run_flow(make_pipeline(calls))
+    _, states = run_flow(make_pipeline(calls), tasks=4)
     assert states["orders"] == "Completed"
     assert sorted(calls) == ["orders", "report"]
     calls.clear()
-    _, states = run_flow(make_pipeline(calls))
+    _, states = run_flow(make_pipeline(calls), tasks=4)
     assert states == dict.fromkeys(CHAIN, "Cached")
     with EventStore() as store:
         assert store.status("analytics/orders").status is StaleStatus.FRESH
@@ -154,11 +154,11 @@ def test_user_data_version_stops_propagation_when_the_value_is_unchanged(
 
         return pipeline
 
-    run_flow(build("v1"))
+    run_flow(build("v1"), tasks=2)
     calls.clear()
     # A new code version re-runs `rows`, but it returns the same value: same data version, so
     # `total` stays in sync (what a logical data version could not tell).
-    _, states = run_flow(build("v2"))
+    _, states = run_flow(build("v2"), tasks=2)
     assert states == {"rows": "Completed", "total": "Cached"}
     assert calls == ["rows"]
     with EventStore() as store:
@@ -192,13 +192,13 @@ def test_refresh_cache_and_force_run_a_fresh_task(run_flow: Any) -> None:
     def forced() -> dict[str, int]:
         return forced_task()
 
-    assert run_flow(normal)[1] == {"once": "Completed"}
-    assert run_flow(normal) == ({"n": 1}, {"once": "Cached"})
-    assert run_flow(refreshed) == ({"n": 2}, {"once": "Completed"})
+    assert run_flow(normal, tasks=1)[1] == {"once": "Completed"}
+    assert run_flow(normal, tasks=1) == ({"n": 1}, {"once": "Cached"})
+    assert run_flow(refreshed, tasks=1) == ({"n": 2}, {"once": "Completed"})
     # The refreshed run overwrote Prefect's record: the next normal run returns its value.
-    assert run_flow(normal) == ({"n": 2}, {"once": "Cached"})
-    assert run_flow(forced) == ({"n": 3}, {"once": "Completed"})
-    assert run_flow(normal) == ({"n": 3}, {"once": "Cached"})
+    assert run_flow(normal, tasks=1) == ({"n": 2}, {"once": "Cached"})
+    assert run_flow(forced, tasks=1) == ({"n": 3}, {"once": "Completed"})
+    assert run_flow(normal, tasks=1) == ({"n": 3}, {"once": "Cached"})
     with EventStore() as store:
         assert len(store.history("analytics/once")) == 3
 
@@ -232,9 +232,9 @@ def test_failed_task_records_nothing_and_retries_record_once(run_flow: Any) -> N
     def retrying() -> list[int]:
         return flaky(source())
 
-    _, states = run_flow(failing, expect="Failed")
+    _, states = run_flow(failing, tasks=2, expect="Failed")
     assert states == {"source": "Completed", "broken": "Failed"}
-    _, states = run_flow(retrying)
+    _, states = run_flow(retrying, tasks=2)
     assert states == {"source": "Cached", "flaky": "Completed"}
     assert len(attempts) == 2
     with EventStore() as store:
@@ -265,7 +265,7 @@ def test_futures_and_wait_for_are_inferred_deps(run_flow: Any) -> None:
         fb = b.submit()
         return ab.submit(fa, wait_for=[fb]).result()
 
-    assert run_flow(pipeline)[0] == 2
+    assert run_flow(pipeline, tasks=3)[0] == 2
     with EventStore() as store:
         deps = store.definitions()[next(k for k in store.definitions() if str(k) == "analytics/ab")]
         assert sorted(map(str, deps.deps)) == ["raw/a", "raw/b", "raw/explicit"]
@@ -289,11 +289,11 @@ def test_insync_value_cache_refills_a_cleared_prefect_result_store(
     def pipeline() -> dict[str, str]:
         return kept()
 
-    assert run_flow(pipeline) == ({"value": "kept"}, {"kept": "Completed"})
+    assert run_flow(pipeline, tasks=1) == ({"value": "kept"}, {"kept": "Completed"})
     # A fresh Prefect result store (another machine, or cleared storage): the value comes
     # back from the insync value cache and the run is still Cached.
     with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path / "elsewhere"}):
-        assert run_flow(pipeline) == ({"value": "kept"}, {"kept": "Cached"})
+        assert run_flow(pipeline, tasks=1) == ({"value": "kept"}, {"kept": "Cached"})
     assert calls == ["kept"]
 
 
@@ -312,9 +312,9 @@ def test_missing_prefect_record_runs_the_task_again(run_flow: Any, tmp_path: Pat
     def pipeline() -> list[str]:
         return lost()
 
-    run_flow(pipeline)
+    run_flow(pipeline, tasks=1)
     with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path / "elsewhere"}):
-        assert run_flow(pipeline) == (["x"], {"lost": "Completed"})
+        assert run_flow(pipeline, tasks=1) == (["x"], {"lost": "Completed"})
     assert calls == ["lost", "lost"]
     with EventStore() as store:
         assert len(store.history("analytics/lost")) == 2
@@ -333,8 +333,8 @@ def test_explicit_store_url(run_flow: Any, url_fixture: str, request: Any) -> No
     def pipeline() -> list[int]:
         return remote()
 
-    assert run_flow(pipeline)[1] == {"remote": "Completed"}
-    assert run_flow(pipeline)[1] == {"remote": "Cached"}
+    assert run_flow(pipeline, tasks=1)[1] == {"remote": "Completed"}
+    assert run_flow(pipeline, tasks=1)[1] == {"remote": "Cached"}
     with EventStore(url) as store:
         assert len(store.history("analytics/remote")) == 1
     assert not Path(".insync").exists()
