@@ -4,6 +4,11 @@ Protocol on stdout, one line each: `READY` once imports are done (and the store 
 modes that need it), then the worker waits for the file `go` names so every worker starts writing
 at once; `INSIDE` when a `kill` worker sits inside its open transaction; `RESULT <json>` last.
 Any exception ends the process with a traceback on stderr and a non-zero exit code.
+
+`group` runs `count` workers of another mode as separate OS processes forked from this freshly
+started interpreter *before* any store is opened: each child opens its own engine and connections,
+so they share nothing but the database, and the imports (over a second of CPU on a small CI box)
+are paid once instead of once per process.
 """
 
 from __future__ import annotations
@@ -13,10 +18,12 @@ import logging
 import os
 import sys
 import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-
 from insync.core import AssetKey, AssetSpec, DataVersion, EventStore, Materialization
 
 SHARED_SOURCE = "shared/src"
@@ -79,12 +86,12 @@ def _key(text: str) -> AssetKey:
     return AssetKey.parse(text)
 
 
-def append(args: dict[str, Any]) -> dict[str, Any]:
+def append(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
     """Register shared + own specs, then append `rounds` x 6 events; report them in order."""
     worker, rounds, go = args["worker"], args["rounds"], args["go"]
     run_id = f"w{worker}"
     store = EventStore(args["url"])
-    say("READY")
+    ready()
     wait_for(go)
     specs = shared_specs() + own_specs(worker)
     if worker % 2:  # half register in the opposite order: PostgreSQL must retry any deadlock
@@ -114,7 +121,7 @@ def append(args: dict[str, Any]) -> dict[str, Any]:
     return {"events": appended}
 
 
-def first_open(args: dict[str, Any]) -> dict[str, Any]:
+def first_open(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
     """Open a brand-new store at the same moment as the other workers; say if this one migrated."""
     messages: list[str] = []
 
@@ -125,7 +132,7 @@ def first_open(args: dict[str, Any]) -> dict[str, Any]:
     logger = logging.getLogger("insync")
     logger.setLevel(logging.INFO)
     logger.addHandler(Catch())
-    say("READY")
+    ready()
     wait_for(args["go"])
     store = EventStore(args["url"])
     revision = store.schema_revision()
@@ -137,35 +144,96 @@ def first_open(args: dict[str, Any]) -> dict[str, Any]:
     return {"migrated": len(migrated), "revision": revision, "event_id": event.id}
 
 
-def kill(args: dict[str, Any]) -> dict[str, Any]:
-    """Append a large batch and freeze inside the transaction right after a write to `stage`.
+def kill(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
+    """Open the store and append a large batch, freezing inside the open transaction right after
+    the first SQL statement that starts with `statement` (a migration's CREATE TABLE, or one of
+    the batch's INSERTs); the test SIGKILLs this process there.
 
-    The hook is a SQLAlchemy event on the Engine class (public API, no private store attributes):
-    after the first statement that writes to the table named by `stage`, print INSIDE and sleep
-    until the test SIGKILLs this process.
+    The hook is a SQLAlchemy event on the Engine class (public API, no private store attributes).
     """
-    store = EventStore(args["url"])
-    stage = args["stage"].lower()
+    wanted = args["statement"].lower()
 
     def freeze(conn: Any, cursor: Any, statement: str, *rest: Any) -> None:
-        text = " ".join(statement.lower().split())
-        if text.startswith(("insert into " + stage, "update " + stage)):
+        if " ".join(statement.lower().split()).startswith(wanted):
             say("INSIDE")
             time.sleep(120)
 
     sa.event.listen(sa.Engine, "after_cursor_execute", freeze)
-    say("READY")
+    ready()
+    store = EventStore(args["url"])
+    store.register(kill_specs())
     store.record_materializations(kill_batch(args["size"], "killed"))
-    # Reaching this line means the freeze never happened: the test fails on the RESULT.
+    # Reaching this line means the freeze never happened: the test fails on the missing INSIDE.
     return {"committed": True}
 
 
-MODES = {"append": append, "first_open": first_open, "kill": kill}
+def _die_with_parent() -> None:
+    """A child whose launcher was killed (test timeout) must not linger: ask for SIGKILL."""
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def group(args: dict[str, Any], ready: Callable[[], None]) -> list[Any]:
+    """Fork `count` workers of `mode`; READY when all are ready; their results in worker order."""
+    mode, count, out = args["mode"], args["count"], Path(args["out"])
+    # First openers migrate: pay for importing alembic once, before forking.
+    import alembic.command
+    import alembic.config  # noqa: F401
+
+    out.mkdir(parents=True, exist_ok=True)
+    children: dict[int, int] = {}
+    for index in range(count):
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                _die_with_parent()
+                child_ready = lambda i=index: (out / f"ready-{i}").touch()  # noqa: E731
+                result = MODES[mode]({**args["args"], "worker": index}, child_ready)
+                (out / f"result-{index}.json").write_text(json.dumps(result))
+                code = 0
+            except BaseException:
+                sys.stderr.write(f"worker {index} failed:\n{traceback.format_exc()}")
+                sys.stderr.flush()
+            finally:
+                os._exit(code)  # never run the launcher's cleanup in a child
+        children[pid] = index
+
+    failed: dict[int, int] = {}
+    while sum((out / f"ready-{i}").exists() for i in range(count)) < count:
+        pid, status = os.waitpid(-1, os.WNOHANG)
+        if pid:  # a child ended before it was ready: it failed; stop waiting for the rest
+            failed[children.pop(pid)] = os.waitstatus_to_exitcode(status)
+            break
+        time.sleep(0.005)
+    if not failed:
+        ready()
+    for pid, index in children.items():
+        _, status = os.waitpid(pid, 0)
+        code = os.waitstatus_to_exitcode(status)
+        if code != 0:
+            failed[index] = code
+    if failed:
+        raise RuntimeError(f"{mode} workers failed (index: exit code): {failed}; tracebacks above")
+    return [json.loads((out / f"result-{i}.json").read_text()) for i in range(count)]
+
+
+MODES: dict[str, Callable[[dict[str, Any], Callable[[], None]], Any]] = {
+    "append": append,
+    "first_open": first_open,
+    "group": group,
+    "kill": kill,
+}
 
 
 def main() -> None:
     mode, raw = sys.argv[1], sys.argv[2]
-    result = MODES[mode](json.loads(raw))
+    result = MODES[mode](json.loads(raw), lambda: say("READY"))
     say("RESULT " + json.dumps(result))
 
 

@@ -7,6 +7,7 @@ any exception in a worker fails the test with the worker's traceback.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import queue
@@ -21,11 +22,10 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-
 from insync.core import AssetKey, DataVersion, Event, EventStore, StaleStatus
 
 sys.path.insert(0, str(Path(__file__).parent))
-import _workers as w  # noqa: E402
+import _workers as w
 
 WORKERS = Path(__file__).with_name("_workers.py")
 START_TIMEOUT_S = 45.0  # interpreter start on a loaded 2-CPU box is slow; writing is not
@@ -66,13 +66,12 @@ class Worker:
             if line is None:
                 self.proc.wait(timeout=10)
                 pytest.fail(
-                    f"worker {self.name} exited ({self.proc.returncode}) before saying {wanted}"
-                    f"{self._err()}"
+                    f"worker {self.name} exited ({self.proc.returncode}) before saying {wanted}{self._err()}"
                 )
             if line.strip() == wanted:
                 return
 
-    def result(self, timeout: float = 60.0) -> dict[str, Any]:
+    def result(self, timeout: float = 60.0) -> Any:
         try:
             self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
@@ -90,7 +89,7 @@ class Worker:
             if line and line.startswith("RESULT "):
                 results.append(json.loads(line[len("RESULT ") :]))
         assert len(results) == 1, f"worker {self.name} printed no RESULT{self._err()}"
-        return dict(results[0])
+        return results[0]
 
     def kill(self) -> None:
         """Stop the process if still running and close its pipes (idempotent)."""
@@ -110,17 +109,22 @@ class Worker:
         return f"; its stderr:\n{text}" if text else " (no stderr)"
 
 
-def run_together(mode: str, count: int, args: dict[str, Any], go: Path) -> list[dict[str, Any]]:
-    """Start `count` workers, wait until each is ready, release them at once, collect results."""
-    workers = [Worker(f"{mode}-{i}", mode, {**args, "worker": i, "go": str(go)}) for i in range(count)]
+def run_together(mode: str, count: int, args: dict[str, Any], tmp_path: Path) -> list[dict[str, Any]]:
+    """Run `count` workers of `mode` as separate processes, released at once once all are ready."""
+    go = tmp_path / "go"
+    launcher = Worker(
+        f"{mode}x{count}",
+        "group",
+        {"mode": mode, "count": count, "out": str(tmp_path / "workers"), "args": {**args, "go": str(go)}},
+    )
     try:
-        for worker in workers:
-            worker.expect("READY")
+        launcher.expect("READY")
         go.touch()
-        return [worker.result() for worker in workers]
+        results = launcher.result()
     finally:
-        for worker in workers:
-            worker.kill()
+        launcher.kill()
+    assert isinstance(results, list) and len(results) == count
+    return results
 
 
 # ------------------------------------------------------------------------------ checks
@@ -196,7 +200,7 @@ def check_many_writers(url: str, results: list[dict[str, Any]], rounds: int, *, 
             appended = result["events"]
             ids = [event_id for event_id, _, _ in appended]
             assert len(appended) == per_worker
-            assert all(a < b for a, b in zip(ids, ids[1:], strict=False)), f"w{index}: ids not increasing"
+            assert all(a < b for a, b in itertools.pairwise(ids)), f"w{index}: ids not increasing"
             for event_id, key, kind in appended:
                 stored = events[event_id]
                 assert (str(stored.key), stored.kind, stored.run_id) == (key, kind, f"w{index}")
@@ -215,19 +219,20 @@ def check_many_writers(url: str, results: list[dict[str, Any]], rounds: int, *, 
 def test_sqlite_many_processes_append_without_losing_events(sqlite_url: str, tmp_path: Path) -> None:
     EventStore(sqlite_url).close()
     rounds = 12
-    results = run_together("append", 4, {"url": sqlite_url, "rounds": rounds}, tmp_path / "go")
+    results = run_together("append", 4, {"url": sqlite_url, "rounds": rounds}, tmp_path)
     check_many_writers(sqlite_url, results, rounds, serial=True)
 
 
 def test_postgres_many_processes_append_without_losing_events(postgres_url: str, tmp_path: Path) -> None:
     EventStore(postgres_url).close()
     rounds = 8
-    results = run_together("append", 8, {"url": postgres_url, "rounds": rounds}, tmp_path / "go")
+    results = run_together("append", 8, {"url": postgres_url, "rounds": rounds}, tmp_path)
     check_many_writers(postgres_url, results, rounds, serial=False)
 
 
 # ---------------------------------------------------------------------- SIGKILL mid-write
 KILL_STAGES = ["insync_events", "insync_event_inputs", "insync_latest"]
+BATCH = 2000
 
 
 def raw_integrity(url: str) -> dict[str, int]:
@@ -264,6 +269,19 @@ def raw_integrity(url: str) -> dict[str, int]:
         engine.dispose()
 
 
+def kill_inside(url: str, statement: str) -> None:
+    """Run a `kill` worker, SIGKILL it once it sits in its open transaction after `statement`."""
+    worker = Worker(f"kill-{statement}", "kill", {"url": url, "statement": statement, "size": BATCH})
+    try:
+        worker.expect("READY")
+        worker.expect("INSIDE")
+        os.kill(worker.proc.pid, signal.SIGKILL)
+        worker.proc.wait(timeout=30)
+        assert worker.proc.returncode == -signal.SIGKILL, f"worker ended on its own{worker._err()}"
+    finally:
+        worker.kill()
+
+
 def sigkill_mid_transaction(url: str, stage: str) -> None:
     store = EventStore(url)
     store.register(w.kill_specs())
@@ -273,15 +291,7 @@ def sigkill_mid_transaction(url: str, stage: str) -> None:
     before_status = store.statuses()
     before_raw = raw_integrity(url)
 
-    worker = Worker(f"kill-{stage}", "kill", {"url": url, "stage": stage, "size": 3000})
-    try:
-        worker.expect("READY")
-        worker.expect("INSIDE")  # the transaction is open and has written to `stage`
-        os.kill(worker.proc.pid, signal.SIGKILL)
-        worker.proc.wait(timeout=30)
-    finally:
-        worker.kill()
-    assert worker.proc.returncode == -signal.SIGKILL, f"worker ended on its own{worker._err()}"
+    kill_inside(url, f"insert into {stage}")
 
     # Nothing of the batch is visible: not through the API, not in any table.
     with EventStore(url) as fresh:
@@ -294,14 +304,14 @@ def sigkill_mid_transaction(url: str, stage: str) -> None:
     # And the store takes the same batch afterwards, through the old and a new handle.
     store.record_observation(w.KILL_SOURCE, DataVersion("s2"), run_id="after")
     with EventStore(url) as fresh:
-        written = fresh.record_materializations(w.kill_batch(3000, "after"))
-        assert len(written) == 3000
+        written = fresh.record_materializations(w.kill_batch(BATCH, "after"))
+        assert len(written) == BATCH
         events = all_events(fresh)
-        assert sum(1 for e in events.values() if e.run_id == "after") == 3001
+        assert sum(1 for e in events.values() if e.run_id == "after") == BATCH + 1
         check_provenance(fresh, events, serial=True)
         check_statuses(fresh, events)
     after_raw = raw_integrity(url)
-    assert after_raw["events"] == before_raw["events"] + 3001
+    assert after_raw["events"] == before_raw["events"] + BATCH + 1
     assert after_raw["orphan_inputs"] == after_raw["orphan_latest"] == after_raw["lagging_latest"] == 0
     assert after_raw["mats_without_inputs"] == 0
     store.close()
@@ -315,6 +325,28 @@ def test_sqlite_sigkill_mid_transaction_leaves_no_partial_record(sqlite_url: str
 @pytest.mark.parametrize("stage", KILL_STAGES)
 def test_postgres_sigkill_mid_transaction_leaves_no_partial_record(postgres_url: str, stage: str) -> None:
     sigkill_mid_transaction(postgres_url, stage)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_sigkill_mid_migration_leaves_a_store_that_opens(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """The first opener dies between two CREATE TABLEs: the next opener migrates from scratch."""
+    url = (
+        f"sqlite:///{tmp_path / 'fresh' / 'insync.db'}"
+        if backend == "sqlite"
+        else str(request.getfixturevalue("postgres_url"))
+    )
+    kill_inside(url, "create table insync_latest")
+    with EventStore(url) as store:
+        assert store.schema_revision() is not None
+        store.register(w.kill_specs())
+        store.record_observation(w.KILL_SOURCE, DataVersion("s1"))
+        assert len(store.record_materializations(w.kill_batch(10, "after"))) == 10
+        events = all_events(store)
+        assert len(events) == 11
+        check_provenance(store, events, serial=True)
+        check_statuses(store, events)
 
 
 # ------------------------------------------------------------------------- first open
@@ -343,11 +375,10 @@ def check_first_open(url: str, results: Iterable[dict[str, Any]], count: int) ->
 def test_sqlite_concurrent_first_open_migrates_once(tmp_path: Path) -> None:
     # A path whose directory does not exist yet: the openers race to create it, too.
     url = f"sqlite:///{tmp_path / 'brand' / 'new' / 'insync.db'}"
-    results = run_together("first_open", 6, {"url": url}, tmp_path / "go")
+    results = run_together("first_open", 6, {"url": url}, tmp_path)
     check_first_open(url, results, 6)
 
 
 def test_postgres_concurrent_first_open_migrates_once(postgres_url: str, tmp_path: Path) -> None:
-    results = run_together("first_open", 8, {"url": postgres_url}, tmp_path / "go")
+    results = run_together("first_open", 8, {"url": postgres_url}, tmp_path)
     check_first_open(postgres_url, results, 8)
-
