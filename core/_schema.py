@@ -39,6 +39,7 @@ events = sa.Table(
     sa.Column("framework", sa.String(64)),
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("inputs_digest", sa.String(40), nullable=False),
     sa.Index("ix_insync_events_asset_id", "asset_key", "id"),
 )
 
@@ -69,6 +70,7 @@ definitions = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("framework", sa.String(64)),
     sa.Column("metadata", sa.Text, nullable=False),
+    sa.Column("deps", sa.Text, nullable=False),  # JSON list, read with the row; insync_deps serves SQL
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 

@@ -10,6 +10,8 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
+import xxhash
+
 from ._keys import AssetKey
 from ._model import (
     AssetSpec,
@@ -22,7 +24,15 @@ from ._model import (
 from ._versions import INITIAL, NULL, UNKNOWN, DataVersion
 from .errors import CycleError
 
-__all__ = ["LatestRecords", "Materialized", "compute_statuses", "current_version", "topological_order"]
+__all__ = [
+    "LatestRecords",
+    "Materialized",
+    "compute_statuses",
+    "current_inputs_digest",
+    "current_version",
+    "inputs_digest",
+    "topological_order",
+]
 
 _NULL: Final = NULL.value
 _INITIAL: Final = INITIAL.value
@@ -31,14 +41,42 @@ _UNKNOWN: Final = UNKNOWN.value
 
 @dataclass(slots=True)
 class Materialized:
-    """The latest materialization of an asset with its provenance (versions as plain strings)."""
+    """The latest materialization of an asset with its provenance (versions as plain strings).
+
+    `inputs` is None when the store established, by `inputs_digest`, that every input is still
+    the very event the step read: then no input can be a cause, and its rows were never loaded.
+    """
 
     event_id: int
     data_version: str
     code_version: str | None
     user_provided: bool
     run_id: str | None
-    inputs: dict[AssetKey, tuple[str, int | None]]
+    inputs: dict[AssetKey, tuple[str, int | None]] | None
+    inputs_digest: str = ""
+
+
+def inputs_digest(inputs: Iterable[tuple[AssetKey, int | None]]) -> str:
+    """Digest of (input key, input event id) pairs in key order, length-prefixed.
+
+    Equal digests mean the same set of inputs at the same events: unchanged provenance, so the
+    common all-in-sync case never loads per-input rows.
+    """
+    hasher = xxhash.xxh3_128()
+    for key, event_id in sorted(inputs, key=lambda pair: pair[0]):
+        name = str(key).encode()
+        hasher.update(
+            len(name).to_bytes(8, "big")
+            + name
+            + (-1 if event_id is None else event_id).to_bytes(8, "big", signed=True)
+        )
+    return hasher.hexdigest()
+
+
+def current_inputs_digest(
+    spec: AssetSpec, specs: Mapping[AssetKey, AssetSpec], latest: Mapping[AssetKey, LatestRecords]
+) -> str:
+    return inputs_digest((dep, current_version(specs.get(dep), latest.get(dep))[1]) for dep in spec.deps)
 
 
 @dataclass(slots=True)
@@ -87,6 +125,8 @@ def _causes(
     if spec.code_version is not None and spec.code_version != mat.code_version:
         causes.append(StaleCause(key, StaleCauseCategory.CODE, "has a new code version"))
     recorded_inputs = mat.inputs
+    if recorded_inputs is None:  # provenance digest matched: every input unchanged
+        return causes
     deps = spec.deps
     for removed in sorted(set(recorded_inputs).difference(deps)):
         causes.append(
@@ -180,8 +220,11 @@ def compute_statuses(
     if not with_upstream:
         return {key: _status(specs[key], specs, latest) for key in wanted}
 
+    base: dict[AssetKey, AssetStatus] = {key: _status(specs[key], specs, latest) for key in specs}
+    if all(status.status is StaleStatus.FRESH for status in base.values()):
+        # Nothing is pending anywhere (cycles were refused when registered).
+        return base if targets is None else {key: base[key] for key in wanted}
     order = topological_order(specs)
-    base: dict[AssetKey, AssetStatus] = {key: _status(specs[key], specs, latest) for key in order}
     position = {key: i for i, key in enumerate(order)}
     # Pending ancestors propagate in topological order; sets are shared, not copied, where a node
     # adds nothing, so a mostly-fresh graph costs next to nothing.

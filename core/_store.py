@@ -29,7 +29,9 @@ from ._staleness import (
     LatestRecords,
     Materialized,
     compute_statuses,
+    current_inputs_digest,
     current_version,
+    inputs_digest,
     topological_order,
 )
 from ._versions import DataVersion, logical_data_version, user_data_version
@@ -247,6 +249,7 @@ class EventStore:
                 "kind": s.kind,
                 "framework": s.framework,
                 "metadata": s.metadata_json,
+                "deps": json.dumps([str(d) for d in s.deps]),
                 "updated_at": now,
             }
             for s in specs
@@ -278,6 +281,7 @@ class EventStore:
                 "kind": "external",
                 "framework": None,
                 "metadata": "{}",
+                "deps": "[]",
                 "updated_at": now,
             }
             for k in keys
@@ -408,34 +412,47 @@ class EventStore:
                 "framework": item.framework or spec.framework,
                 "created_at": now,
                 "metadata": freeze_metadata(item.metadata, what=f"materialization of {item.key}"),
+                # An input written earlier in this batch has no id yet: its digest follows below.
+                "inputs_digest": ""
+                if any(b is not None for *_, b in snapshot)
+                else inputs_digest((dep, e) for dep, _, e, _ in snapshot),
             }
-            for item, spec, _, version, user_provided, run_id in prepared
+            for item, spec, snapshot, version, user_provided, run_id in prepared
         ]
         ids = self._insert_events(conn, rows)
+        resolved = [
+            tuple(
+                InputVersion(dep, DataVersion._trusted(v), ids[b] if b is not None else e)
+                for dep, v, e, b in snapshot
+            )
+            for _, _, snapshot, _, _, _ in prepared
+        ]
+        late = [
+            {"event_id": ids[i], "digest": inputs_digest((i.key, i.event_id) for i in resolved[i])}
+            for i, row in enumerate(rows)
+            if not row["inputs_digest"]
+        ]
+        if late:
+            conn.execute(
+                t.events.update()
+                .where(t.events.c.id == sa.bindparam("event_id"))
+                .values(inputs_digest=sa.bindparam("digest")),
+                late,
+            )
         input_rows = [
             {
                 "event_id": ids[i],
-                "input_key": str(dep),
-                "data_version": version,
-                "input_event_id": ids[batch_index] if batch_index is not None else event_id,
+                "input_key": str(x.key),
+                "data_version": x.data_version.value,
+                "input_event_id": x.event_id,
             }
-            for i, (_, _, snapshot, _, _, _) in enumerate(prepared)
-            for dep, version, event_id, batch_index in snapshot
+            for i, inputs in enumerate(resolved)
+            for x in inputs
         ]
         if input_rows:
             conn.execute(t.inputs.insert(), input_rows)
         self._advance_latest(conn, [(r["asset_key"], _MAT, i) for r, i in zip(rows, ids, strict=True)])
-        return [
-            _event_from_row(
-                ids[i],
-                rows[i],
-                tuple(
-                    InputVersion(dep, DataVersion(version), ids[b] if b is not None else e)
-                    for dep, version, e, b in prepared[i][2]
-                ),
-            )
-            for i in range(len(rows))
-        ]
+        return [_event_from_row(ids[i], rows[i], resolved[i]) for i in range(len(rows))]
 
     def record_observation(
         self,
@@ -463,6 +480,7 @@ class EventStore:
             "framework": framework,
             "created_at": pendulum.now("UTC"),
             "metadata": freeze_metadata(metadata, what=f"observation of {asset}"),
+            "inputs_digest": "",
         }
 
         def work(conn: sa.Connection) -> Event:
@@ -599,7 +617,8 @@ class EventStore:
     ) -> tuple[dict[AssetKey, AssetSpec], dict[AssetKey, LatestRecords]]:
         """Definitions and latest records of `keys` widened to `scope` (all assets for None).
 
-        Four queries: definitions, deps, latest events, inputs of latest materializations.
+        Two queries (definitions, latest events), plus at most four for the provenance of the
+        materializations whose inputs moved on since they were recorded.
         """
         if keys is None:
             in_scope: Callable[[Any], Any] = lambda column: sa.true()  # noqa: E731
@@ -625,36 +644,21 @@ class EventStore:
             return key
 
         d = t.definitions
-        dep_lists: dict[str, list[AssetKey]] = {}
-        for asset_key, dep_key in conn.execute(
-            sa.select(t.deps.c.asset_key, t.deps.c.dep_key).where(in_scope(t.deps.c.asset_key))
-        ):
-            dep_lists.setdefault(asset_key, []).append(key_of(dep_key))
         specs: dict[AssetKey, AssetSpec] = {}
-        for asset_key, code_version, kind, framework, meta in conn.execute(
-            sa.select(d.c.asset_key, d.c.code_version, d.c.kind, d.c.framework, d.c.metadata).where(
+        for asset_key, code_version, kind, framework, meta, deps in conn.execute(
+            sa.select(d.c.asset_key, d.c.code_version, d.c.kind, d.c.framework, d.c.metadata, d.c.deps).where(
                 in_scope(d.c.asset_key)
             )
         ):
             key = key_of(asset_key)
-            specs[key] = _spec_from_row(
-                key, code_version, kind, framework, meta, dep_lists.get(asset_key, ())
-            )
+            dep_keys = [key_of(dep) for dep in json.loads(deps)] if deps != "[]" else ()
+            specs[key] = _spec_from_row(key, code_version, kind, framework, meta, dep_keys)
         latest: dict[AssetKey, LatestRecords] = {}
         if not with_latest:
             return specs, latest
 
         e, lt = t.events, t.latest
-        inputs_by_event: dict[int, dict[AssetKey, tuple[str, int | None]]] = {}
-        for event_id, input_key, version, input_event_id in conn.execute(
-            sa.select(
-                t.inputs.c.event_id, t.inputs.c.input_key, t.inputs.c.data_version, t.inputs.c.input_event_id
-            )
-            .join(lt, sa.and_(lt.c.event_id == t.inputs.c.event_id, lt.c.kind == _MAT))
-            .where(in_scope(lt.c.asset_key))
-        ):
-            inputs_by_event.setdefault(event_id, {})[key_of(input_key)] = (version, input_event_id)
-        for asset_key, kind, event_id, version, code_version, user_provided, run_id in conn.execute(
+        for asset_key, kind, event_id, version, code_version, user_provided, run_id, digest in conn.execute(
             sa.select(
                 lt.c.asset_key,
                 lt.c.kind,
@@ -663,6 +667,7 @@ class EventStore:
                 e.c.code_version,
                 e.c.user_provided,
                 e.c.run_id,
+                e.c.inputs_digest,
             )
             .join(e, e.c.id == lt.c.event_id)
             .where(in_scope(lt.c.asset_key))
@@ -673,15 +678,40 @@ class EventStore:
                 records = latest[key] = LatestRecords()
             if kind == _MAT:
                 records.materialization = Materialized(
-                    event_id,
-                    version,
-                    code_version,
-                    bool(user_provided),
-                    run_id,
-                    inputs_by_event.get(event_id, {}),
+                    event_id, version, code_version, bool(user_provided), run_id, None, digest
                 )
             else:
                 records.observation = (event_id, version)
+
+        # Provenance rows are read only where the digest says some input moved on.
+        changed: dict[int, Materialized] = {}
+        for key, records in latest.items():
+            mat = records.materialization
+            spec = specs.get(key)
+            if (
+                mat is not None
+                and spec is not None
+                and mat.inputs_digest != current_inputs_digest(spec, specs, latest)
+            ):
+                mat.inputs = {}
+                changed[mat.event_id] = mat
+        if not changed:
+            return specs, latest
+        i = t.inputs
+        columns = (i.c.event_id, i.c.input_key, i.c.data_version, i.c.input_event_id)
+        if len(changed) > _CHUNK * 4:
+            queries = [
+                sa.select(*columns)
+                .join(lt, sa.and_(lt.c.event_id == i.c.event_id, lt.c.kind == _MAT))
+                .where(in_scope(lt.c.asset_key))
+            ]
+        else:
+            queries = [sa.select(*columns).where(i.c.event_id.in_(chunk)) for chunk in _chunks(list(changed))]
+        for query in queries:
+            for event_id, input_key, version, input_event_id in conn.execute(query):
+                target = changed.get(event_id)
+                if target is not None and target.inputs is not None:
+                    target.inputs[key_of(input_key)] = (version, input_event_id)
         return specs, latest
 
 

@@ -27,6 +27,7 @@ def upgrade() -> None:
         sa.Column("framework", sa.String(64)),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("metadata", sa.Text, nullable=False),
+        sa.Column("inputs_digest", sa.String(40), nullable=False),
     )
     op.create_index("ix_insync_events_asset_id", "insync_events", ["asset_key", "id"])
     op.create_table(
@@ -49,6 +50,7 @@ def upgrade() -> None:
         sa.Column("kind", sa.String(16), nullable=False),
         sa.Column("framework", sa.String(64)),
         sa.Column("metadata", sa.Text, nullable=False),
+        sa.Column("deps", sa.Text, nullable=False),
         sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
     )
     op.create_table(
