@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import tempfile
 import textwrap
 import uuid
@@ -21,6 +22,25 @@ import pytest
 _HOME = Path(tempfile.mkdtemp(prefix="insync-airflow-home-"))
 _DAGS = _HOME / "dags"
 _DAGS.mkdir()
+# Importable helpers for DAG files and triggers (a trigger imports its observe function by path).
+_LIB = _HOME / "lib"
+_LIB.mkdir()
+(_LIB / "insync_airflow_test_sources.py").write_text(
+    textwrap.dedent(
+        '''
+        """Observe functions for the tests: a source that changes after a number of looks."""
+        from pathlib import Path
+
+
+        def flip(*, counter: str, switch_at: int) -> str:
+            path = Path(counter)
+            looks = int(path.read_text()) + 1 if path.exists() else 1
+            path.write_text(str(looks))
+            return "v2" if looks >= switch_at else "v1"
+        '''
+    )
+)
+sys.path.insert(0, str(_LIB))
 os.environ.update(
     {
         "AIRFLOW_HOME": str(_HOME),
