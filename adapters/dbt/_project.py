@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
@@ -130,11 +131,13 @@ class DbtProject:
         """
         ctx = self._prepare(args, "build", observe=observe)
         decisions = self._decide(ctx, force=None)
+        ctx.clock.lap("decide")
         outcomes = [
             NodeOutcome(ctx.assets[d.unique_id], "would build" if d.build else "reuse", d.reason)
             for d in decisions
         ]
-        return BuildReport("status", run_id=None, outcomes=outcomes, invocations=0)
+        return BuildReport("status", run_id=None, outcomes=outcomes, invocations=0,
+                           timings=ctx.clock.laps)
 
     def asset_status(self, node: str, *args: str,
                      observe: bool = True) -> tuple[DbtAsset, AssetStatus]:
@@ -150,14 +153,20 @@ class DbtProject:
     def _prepare(self, args: Sequence[str], command: str, *, observe: bool) -> _Context:
         dbt_args = split_args([*self._base_args, *args])
         invoker = DbtInvoker(dbt_args)
+        clock = _Clock()
         manifest = invoker.parse()
+        clock.lap("parse")
         invoker.compile()
+        clock.lap("compile")
         assets = assets_from_manifest(manifest, os.path.abspath(dbt_args.project_dir))
         warehouse = str(getattr(manifest.metadata, "adapter_type", "") or "")
-        ctx = _Context(invoker, manifest, assets, warehouse)
+        ctx = _Context(invoker, manifest, assets, warehouse, clock)
         ctx.selected = self._selection(ctx, dbt_args.selection, _COMMAND_TYPES[command])
+        clock.lap("select")
         self._register(ctx)
+        clock.lap("register")
         self._observe_and_check(ctx, observe=observe)
+        clock.lap("observe")
         ctx.force_reason = (
             "--full-refresh rebuilds every selected node" if dbt_args.full_refresh else None
         )
@@ -266,6 +275,7 @@ class DbtProject:
         invocations = 0
         for _wave in range(_MAX_WAVES):
             decisions = self._decide(ctx, force=force_reason, only=remaining)
+            ctx.clock.lap("decide")
             force_reason = None
             for d in decisions:
                 if not d.build and d.unique_id not in outcomes:
@@ -276,8 +286,10 @@ class DbtProject:
             for d in to_build:
                 log.info("run %s: %s", ctx.assets[d.unique_id].key, d.reason)
             results = self._invoke(ctx, command, [d.unique_id for d in to_build])
+            ctx.clock.lap("dbt")
             invocations += 1
             failed = self._record(ctx, to_build, results, run_id, outcomes)
+            ctx.clock.lap("record")
             remaining -= {d.unique_id for d in to_build}
             if failed or not remaining:
                 break
@@ -294,7 +306,8 @@ class DbtProject:
             if outcome.action == "reused":
                 log.info("skip %s: %s", ctx.assets[uid].key, outcome.reason)
         ordered = [outcomes[u] for u in topological_order(ctx.assets, outcomes)]
-        return BuildReport(command, run_id=run_id, outcomes=ordered, invocations=invocations)
+        return BuildReport(command, run_id=run_id, outcomes=ordered, invocations=invocations,
+                           timings=ctx.clock.laps)
 
     def _invoke(self, ctx: _Context, command: str, ids: Sequence[str]) -> dict[str, Any]:
         selectors, excludes = _selectors(ctx.manifest, ids)
@@ -372,7 +385,8 @@ class _Context:
     """State of one insync dbt command."""
 
     def __init__(self, invoker: DbtInvoker, manifest: Manifest, assets: dict[str, DbtAsset],
-                 warehouse: str) -> None:
+                 warehouse: str, clock: _Clock) -> None:
+        self.clock = clock
         self.invoker = invoker
         self.manifest = manifest
         self.assets = assets
@@ -382,6 +396,19 @@ class _Context:
         self.existing: set[str] | None = None
         self.force_reason: str | None = None
         self._by_key = {a.key: uid for uid, a in assets.items()}
+
+
+class _Clock:
+    """Seconds spent per phase, summed over waves (reported in `BuildReport.timings`)."""
+
+    def __init__(self) -> None:
+        self.laps: dict[str, float] = {}
+        self._last = time.perf_counter()
+
+    def lap(self, phase: str) -> None:
+        now = time.perf_counter()
+        self.laps[phase] = round(self.laps.get(phase, 0.0) + now - self._last, 4)
+        self._last = now
 
 
 def _uid_of(ctx: _Context, key: AssetKey) -> str:

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 from ._manifest import DbtAsset
@@ -43,6 +43,7 @@ class BuildReport:
     run_id: str | None
     outcomes: Sequence[NodeOutcome]
     invocations: int
+    timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase
 
     def _names(self, *actions: str) -> list[str]:
         return [o.asset.name for o in self.outcomes if o.action in actions]
@@ -78,7 +79,8 @@ class BuildReport:
 
     def to_json(self) -> dict[str, Any]:
         return {"command": self.command, "run_id": self.run_id, "invocations": self.invocations,
-                "success": self.success, "nodes": [o.to_json() for o in self.outcomes]}
+                "success": self.success, "timings": dict(self.timings),
+                "nodes": [o.to_json() for o in self.outcomes]}
 
     def summary(self) -> str:
         counts: dict[str, int] = {}

@@ -1,0 +1,73 @@
+"""`insync dbt build|run|status|why` through the click group the `insync` command mounts."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+from click.testing import CliRunner
+
+from insync.adapters.dbt.cli import dbt_group
+
+if TYPE_CHECKING:
+    from tests.dbt.conftest import Shop
+
+
+def invoke(shop: Shop, *args: str) -> tuple[int, str]:
+    project = ["--project-dir", str(shop.dir), "--profiles-dir", str(shop.dir)]
+    url = shop.store.url.render_as_string(hide_password=False)
+    command, *rest = args
+    result = CliRunner().invoke(dbt_group, ["--database-url", url, command, *rest, *project])
+    return result.exit_code, result.output
+
+
+def test_build_prints_built_and_reused_with_reasons(shop: Shop) -> None:
+    code, out = invoke(shop, "build")
+    assert code == 0, out
+    assert "built" in out and "never materialized" in out
+    assert "insync dbt build: 9 built (1 dbt call(s))" in out
+    shop.replace("models/marts/customers.sql", "group by 1, 2, 3", "group by all")
+    code, out = invoke(shop, "build", "--json")
+    assert code == 0
+    report = json.loads(out[out.index("{\n"):])
+    actions = {n["name"]: (n["action"], n["reason"]) for n in report["nodes"]}
+    assert actions["customers"] == ("built", "shop/main/customers has a new code version")
+    assert actions["orders"] == ("reused", "in sync")
+
+
+def test_status_and_why_explain_without_building(built_shop: Shop) -> None:
+    built_shop.load_more()
+    code, out = invoke(built_shop, "status", "--select", "stg_orders+")
+    assert code == 0, out
+    assert "would build" in out and "raw/orders has a new data version" in out
+    assert "customers" in out and "stg_products" not in out
+    code, out = invoke(built_shop, "why", "stg_orders")
+    assert code == 0, out
+    assert "model.shop.stg_orders -> asset shop/main/stg_orders" in out
+    assert "Unsynced" in out and "raw/orders has a new data version" in out
+    # status observed nothing new for the build to do differently: it still builds the chain.
+    assert built_shop.build().built[:2] == ["stg_orders", "stg_payments"]
+
+
+def test_failed_build_exits_non_zero(built_shop: Shop) -> None:
+    built_shop.replace("models/marts/revenue_by_country.sql", "sum(lifetime_value)", "sum(nope)")
+    code, out = invoke(built_shop, "run")
+    assert code == 1
+    assert "failed" in out
+
+
+def test_unknown_node_and_bad_meta_give_clear_errors(built_shop: Shop) -> None:
+    code, out = invoke(built_shop, "why", "custmers")
+    assert code == 1
+    assert "no dbt model, seed, snapshot or source named 'custmers'" in out
+    built_shop.replace("models/staging/staging.yml", "data_version: content", "data_version: exact")
+    code, out = invoke(built_shop, "status")
+    assert code == 1
+    assert "ConfigError: model.shop.stg_customers: meta.insync.data_version is 'exact'" in out
+
+
+def test_broken_observe_query_names_the_source(built_shop: Shop) -> None:
+    built_shop.replace("models/sources.yml", "max(ordered_at)", "max(no_such_column)")
+    code, out = invoke(built_shop, "build")
+    assert code == 1
+    assert "ObservationError: could not observe dbt source raw.orders (raw/orders)" in out
