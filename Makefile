@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 # unless asked, so uv leaves it out (see ../shared/ENVIRONMENT.md).
 UV_FLAGS := --python $(BIN)/python --constraints constraints.txt --excludes .ci/excludes.txt
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench docs lock clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,10 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks
+
+# Regenerate the CLI reference in README.md from the commands' --help (tests/test_docs.py checks it).
+docs: $(STAMP)
+	$(BIN)/cog -r README.md
 
 # Re-resolve the pinned environment after changing dependency bounds in pyproject.toml.
 lock: $(STAMP)
