@@ -11,7 +11,7 @@ from .errors import InvalidAssetKey
 __all__ = ["AssetKey", "CoercibleToAssetKey"]
 
 
-@dataclass(frozen=True, slots=True, order=True)
+@dataclass(frozen=True, slots=True, order=True, init=False)
 class AssetKey:
     """A key such as `analytics/orders`.
 
@@ -24,8 +24,8 @@ class AssetKey:
     # Hash computed once: keys are looked up in dicts millions of times on a 100k-asset graph.
     _hash: int = field(init=False, repr=False, compare=False)
 
-    def __post_init__(self) -> None:
-        raw: object = self.parts
+    def __init__(self, path: str | Sequence[str]) -> None:
+        raw: object = path
         if isinstance(raw, str):
             parts: tuple[object, ...] = tuple(raw.split("/"))
             shown = raw
@@ -75,14 +75,14 @@ class AssetKey:
     def __eq__(self, other: object) -> bool:
         if self is other:
             return True
-        if other.__class__ is not AssetKey:
+        if not isinstance(other, AssetKey):
             return NotImplemented
-        return self._hash == other._hash and self.parts == other.parts  # type: ignore[attr-defined]
+        return self._hash == other._hash and self.parts == other.parts
 
     @classmethod
     def parse(cls, value: CoercibleToAssetKey) -> AssetKey:
         """Accept an `AssetKey`, a user string or a sequence of parts."""
-        return value if isinstance(value, AssetKey) else cls(value)  # type: ignore[arg-type]
+        return value if isinstance(value, AssetKey) else cls(value)
 
     def __str__(self) -> str:
         return "/".join(self.parts)

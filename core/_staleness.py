@@ -278,10 +278,11 @@ def _status(
     records = latest.get(spec.key)
     version, event_id, _ = current_version(spec, records)
     mat = records.materialization if records is not None else None
+    causes: tuple[StaleCause, ...] = ()
     if spec.is_source:
-        state, causes = StaleStatus.FRESH, ()
+        state = StaleStatus.FRESH
     elif mat is None:
-        state, causes = StaleStatus.MISSING, ()
+        state = StaleStatus.MISSING
     else:
         found = _causes(spec, mat, specs, latest)
         state = StaleStatus.STALE if found else StaleStatus.FRESH

@@ -258,7 +258,7 @@ class EventStore:
         placeholders = [r for r in rows if r["kind"] == "external"]
         self._upsert(conn, t.definitions, owning, ["asset_key"])
         self._upsert(conn, t.definitions, placeholders, ["asset_key"], only_if_kind="external")
-        owned_keys = [r["asset_key"] for r in owning]
+        owned_keys = [str(s.key) for s in specs if s.kind != "external"]
         for chunk in _chunks(owned_keys):
             conn.execute(t.deps.delete().where(t.deps.c.asset_key.in_(chunk)))
         dep_rows = [
@@ -378,6 +378,8 @@ class EventStore:
         prepared = []
         for index, item in enumerate(items):
             spec = specs[item.key]
+            # (input key, data version, event id, index in this batch when written by this batch)
+            snapshot: list[tuple[AssetKey, str, int | None, int | None]]
             if item.inputs is not None:
                 snapshot = [(i.key, i.data_version.value, i.event_id, None) for i in item.inputs]
             else:
@@ -451,7 +453,7 @@ class EventStore:
         ]
         if input_rows:
             conn.execute(t.inputs.insert(), input_rows)
-        self._advance_latest(conn, [(r["asset_key"], _MAT, i) for r, i in zip(rows, ids, strict=True)])
+        self._advance_latest(conn, [(str(item.key), _MAT, i) for item, i in zip(items, ids, strict=True)])
         return [_event_from_row(ids[i], rows[i], resolved[i]) for i in range(len(rows))]
 
     def record_observation(

@@ -164,7 +164,7 @@ def db() -> None:
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
     """Create the store, or migrate it to this insync's schema."""
-    store = EventStore(ctx.find_object(dict).get("database_url"), upgrade=True)
+    store = EventStore(ctx.obj.get("database_url"), upgrade=True)
     click.echo(f"{store}: schema at {store.schema_revision()}")
     store.close()
 
@@ -175,7 +175,7 @@ def upgrade(ctx: click.Context) -> None:
 @click.pass_context
 def ui(ctx: click.Context, host: str, port: int) -> None:
     """Serve the read-only asset catalog in a browser."""
-    from .ui import serve
+    from .ui import serve  # type: ignore[import-not-found,unused-ignore]  # optional: insync[ui]
 
     serve(ctx.obj.get("database_url"), host=host, port=port)
 
