@@ -27,7 +27,7 @@ from insync.core import (
 from ._manifest import FRAMEWORK, DbtAsset, assets_from_manifest, topological_order
 from ._plan import Decision, plan
 from ._report import BuildReport, NodeOutcome
-from ._runner import DbtError, DbtInvoker, split_args
+from ._runner import DbtError, DbtInvoker, release_warehouse, split_args
 from ._sql import (
     SUPPORTED_WAREHOUSES,
     batch_query,
@@ -112,14 +112,20 @@ class DbtProject:
         :raises ObservationError: a source could not be observed (nothing was built).
         :raises ConfigError: bad `meta.insync` on a node, or two nodes sharing an asset key.
         """
-        return self._execute("build", args, force=force, run_id=run_id)
+        try:
+            return self._execute("build", args, force=force, run_id=run_id)
+        finally:
+            release_warehouse()
 
     def run(self, *args: str, force: bool = False, run_id: str | None = None) -> BuildReport:
         """`dbt run` (models only, no tests) of the selected unsynced or missing models.
 
         :raises DbtError, ObservationError, ConfigError: as `build`.
         """
-        return self._execute("run", args, force=force, run_id=run_id)
+        try:
+            return self._execute("run", args, force=force, run_id=run_id)
+        finally:
+            release_warehouse()
 
     def status(self, *args: str, observe: bool = True) -> BuildReport:
         """What `build` would do now, without building: every selected node with its reason.
@@ -129,8 +135,11 @@ class DbtProject:
 
         :raises DbtError, ObservationError, ConfigError: as `build`.
         """
-        ctx = self._prepare(args, "build", observe=observe)
-        decisions = self._decide(ctx, force=None)
+        try:
+            ctx = self._prepare(args, "build", observe=observe)
+            decisions = self._decide(ctx, force=None)
+        finally:
+            release_warehouse()
         ctx.clock.lap("decide")
         outcomes = [
             NodeOutcome(ctx.assets[d.unique_id], "would build" if d.build else "reuse", d.reason)
@@ -145,7 +154,10 @@ class DbtProject:
 
         :raises ConfigError: no node has that name (the message lists close names).
         """
-        ctx = self._prepare(args, "build", observe=observe)
+        try:
+            ctx = self._prepare(args, "build", observe=observe)
+        finally:
+            release_warehouse()
         asset = _find(ctx.assets, node)
         return asset, self.store.status(asset.key)
 

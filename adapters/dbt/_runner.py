@@ -7,7 +7,9 @@ dbt always does, because it is the user's build.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final
@@ -18,7 +20,9 @@ if TYPE_CHECKING:
     from dbt.artifacts.schemas.run import RunExecutionResult
     from dbt.contracts.graph.manifest import Manifest
 
-__all__ = ["DbtArgs", "DbtError", "DbtInvoker", "split_args"]
+__all__ = ["DbtArgs", "DbtError", "DbtInvoker", "release_warehouse", "split_args"]
+
+log = logging.getLogger("insync.adapters.dbt")
 
 # Options taking one or more values that choose nodes: insync resolves them itself.
 SELECTION_OPTIONS: Final = {
@@ -187,6 +191,26 @@ class DbtInvoker:
         if result.result is None and result.exception is not None:
             raise DbtError(f"dbt {command} could not start: {result.exception}")
         return result.result  # type: ignore[no-any-return]
+
+
+def release_warehouse() -> None:
+    """Close the DuckDB database dbt-duckdb keeps open in this process after dbt returns.
+
+    dbt-duckdb caches one database handle per process (a class attribute). Left open, it holds
+    DuckDB's file lock, so a loader in another process cannot write the warehouse after an
+    in-process build, and a warehouse file replaced on disk would still be read from the old one.
+    """
+    module = sys.modules.get("dbt.adapters.duckdb.connections")
+    if module is None:
+        return
+    manager = module.DuckDBConnectionManager
+    with manager._LOCK:
+        env, manager._ENV = manager._ENV, None
+    if env is not None:
+        try:
+            env.close()
+        except Exception as exc:  # closing is best effort; the handle is dropped either way
+            log.debug("ignoring error while closing the DuckDB environment: %s", exc)
 
 
 def _why(result: Any) -> str:
