@@ -6,6 +6,7 @@ events, their inputs) and hands plain records to `_staleness`; no query runs per
 
 from __future__ import annotations
 
+import datetime
 import json
 import logging
 import random
@@ -241,6 +242,10 @@ class EventStore:
             self._write(lambda conn: self._register(conn, list(batch.values())))
 
     def _register(self, conn: sa.Connection, specs: list[AssetSpec]) -> None:
+        if self.dialect == "postgresql":
+            # Two concurrent registrations could each close half of a cycle the other cannot see
+            # yet; registrations are rare, so they take turns (SQLite's BEGIN IMMEDIATE already does).
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7262352)"))
         now = pendulum.now("UTC")
         rows = [
             {
@@ -452,7 +457,7 @@ class EventStore:
             for x in inputs
         ]
         if input_rows:
-            conn.execute(t.inputs.insert(), input_rows)
+            self._insert_rows(conn, t.inputs, input_rows)
         self._advance_latest(conn, [(str(item.key), _MAT, i) for item, i in zip(items, ids, strict=True)])
         return [_event_from_row(ids[i], rows[i], resolved[i]) for i in range(len(rows))]
 
@@ -499,8 +504,26 @@ class EventStore:
         return self._write(work)
 
     def _insert_events(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
-        stmt = t.events.insert().returning(t.events.c.id, sort_by_parameter_order=True)
-        return [row[0] for row in conn.execute(stmt, rows)]
+        if self.dialect != "sqlite":
+            stmt = t.events.insert().returning(t.events.c.id, sort_by_parameter_order=True)
+            return [row[0] for row in conn.execute(stmt, rows)]
+        # SQLite: we hold the write lock (BEGIN IMMEDIATE), so one executemany appends consecutive
+        # rowids after the current maximum; this is several times faster than RETURNING per row.
+        self._insert_rows(conn, t.events, rows)
+        last = int(conn.exec_driver_sql("SELECT max(id) FROM insync_events").scalar_one())
+        return list(range(last - len(rows) + 1, last + 1))
+
+    def _insert_rows(self, conn: sa.Connection, table: sa.Table, rows: list[dict[str, Any]]) -> None:
+        """Bulk insert; on SQLite straight through the driver's executemany (no per-row compile)."""
+        if self.dialect != "sqlite":
+            conn.execute(table.insert(), rows)
+            return
+        columns = list(rows[0])
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({', '.join('?' * len(columns))})"
+        convert = [c for c in columns if isinstance(rows[0][c], bool | datetime.datetime)]
+        if convert:
+            rows = [{**row, **{c: _sqlite_value(row[c]) for c in convert}} for row in rows]
+        conn.exec_driver_sql(sql, [tuple(row.values()) for row in rows])
 
     def _advance_latest(self, conn: sa.Connection, entries: list[tuple[str, str, int]]) -> None:
         newest: dict[tuple[str, str], int] = {}
@@ -775,6 +798,15 @@ def _event_from_row(event_id: int, row: Mapping[str, Any], inputs: tuple[InputVe
         metadata=json.loads(row["metadata"]),
         inputs=inputs,
     )
+
+
+def _sqlite_value(value: Any) -> Any:
+    """What SQLAlchemy's SQLite types would bind: naive UTC text for datetimes, ints for bools."""
+    if isinstance(value, bool):
+        return int(value)
+    if isinstance(value, datetime.datetime):
+        return value.astimezone(datetime.UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+    return value
 
 
 def _read_revision(conn: sa.Connection) -> str | None:

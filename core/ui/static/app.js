@@ -1,0 +1,472 @@
+/* insync asset catalog: read-only view of the store's asset graph, causes and history.
+ *
+ * Data flow: /api/graph -> filters -> layout (layered at once, dagre in a worker when small)
+ * -> SVG. Only what is on screen is in the DOM, and far zoom draws plain boxes, so 5,000 assets
+ * stay responsive. /api/changes is polled; a new cursor refetches the graph and the open panel.
+ */
+"use strict";
+(function () {
+  const L = InsyncLayout;
+  const params = new URLSearchParams(location.search);
+  const POLL_MS = Math.max(200, Number(params.get("poll")) || 2000);
+  const DETAIL_MIN_ZOOM = 0.45; // below this, nodes are plain boxes: text would be unreadable anyway
+  const DAGRE_TIMEOUT_MS = 20000;
+
+  const $ = (id) => document.getElementById(id);
+  const svg = $("graph");
+  const viewport = $("viewport");
+  const edgeLayer = $("edges");
+  const nodeLayer = $("nodes");
+  const metrics = (window.insyncMetrics = { polls: 0, graphLoads: 0 });
+
+  const state = {
+    graph: null, // last /api/graph payload
+    cursor: null,
+    keys: [], // visible (filtered) node keys, layout order
+    edges: [], // [parentIndex, childIndex] among `keys`
+    structure: "",
+    layout: null,
+    edgeBoxes: null,
+    layoutId: 0,
+    t: { x: 0, y: 0, k: 1 },
+    drawn: null, // world rectangle and detail level last drawn
+    selected: null,
+    autoFit: true, // until the user pans or zooms, resizing (or opening the panel) refits
+  };
+
+  const esc = (s) =>
+    String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
+  const short = (v, n = 12) => (v == null ? "—" : v.length > n ? v.slice(0, n - 2) + "…" : v);
+  const fmtTime = (iso) => iso.replace("T", " ").replace(/\.\d+/, "").replace(/(\+00:00|Z)$/, "");
+
+  async function getJSON(url) {
+    const response = await fetch(url, { cache: "no-store" });
+    const body = await response.json();
+    if (!response.ok) throw new Error(body.error || response.statusText);
+    return body;
+  }
+
+  // ------------------------------------------------------------------ loading and filtering
+  async function loadGraph() {
+    const started = performance.now();
+    const graph = await getJSON("api/graph");
+    metrics.fetchMs = performance.now() - started;
+    metrics.graphLoads += 1;
+    state.graph = graph;
+    state.cursor = graph.cursor;
+    state.byKey = new Map(graph.nodes.map((n) => [n.key, n]));
+    fillFrameworks(graph);
+    showCounts(graph.nodes);
+    applyFilters();
+    setLive();
+  }
+
+  function fillFrameworks(graph) {
+    const select = $("filter-framework");
+    const current = select.value;
+    const options = [...graph.frameworks];
+    if (graph.nodes.some((n) => !n.framework)) options.push("(none)");
+    select.innerHTML =
+      '<option value="">All frameworks</option>' +
+      options.map((f) => `<option value="${esc(f)}">${esc(f)}</option>`).join("");
+    select.value = options.includes(current) ? current : "";
+  }
+
+  function showCounts(nodes) {
+    const counts = { FRESH: 0, STALE: 0, MISSING: 0 };
+    for (const n of nodes) counts[n.status] += 1;
+    $("counts").innerHTML =
+      `<span class="count st-FRESH" data-status="FRESH">${counts.FRESH} Synced</span>` +
+      `<span class="count st-STALE" data-status="STALE">${counts.STALE} Unsynced</span>` +
+      `<span class="count st-MISSING" data-status="MISSING">${counts.MISSING} Never materialized</span>`;
+  }
+
+  function applyFilters() {
+    const framework = $("filter-framework").value;
+    const status = $("filter-status").value;
+    const text = $("filter-text").value.trim().toLowerCase();
+    const keep = state.graph.nodes.filter(
+      (n) =>
+        (!framework || (n.framework || "(none)") === framework) &&
+        (!status || n.status === status) &&
+        (!text || n.key.toLowerCase().includes(text))
+    );
+    const index = new Map(keep.map((n, i) => [n.key, i]));
+    const edges = [];
+    keep.forEach((n, i) => {
+      for (const d of n.deps) if (index.has(d)) edges.push([index.get(d), i]);
+    });
+    const structure = keep.map((n) => n.key + "<" + n.deps.join(",")).join("\n");
+    state.keys = keep.map((n) => n.key);
+    state.index = index;
+    const empty = $("empty");
+    empty.hidden = keep.length > 0;
+    empty.textContent = state.graph.nodes.length
+      ? "No asset matches these filters."
+      : "No assets in this store yet: run a pipeline with an insync adapter, or register assets.";
+    if (structure !== state.structure) {
+      state.structure = structure;
+      state.edges = edges;
+      relayout();
+    } else {
+      draw(true); // same graph, new labels: keep positions and the user's view
+    }
+  }
+
+  // ------------------------------------------------------------------------------- layout
+  let worker = null;
+  let workerTimer = null;
+
+  function relayout() {
+    const id = ++state.layoutId;
+    const n = state.keys.length;
+    const started = performance.now();
+    setLayout(L.layered(n, state.edges));
+    metrics.layoutMs = performance.now() - started;
+    metrics.nodes = n;
+    metrics.edges = state.edges.length;
+    initialView();
+    draw(true);
+    if (n > 1 && n <= L.DAGRE_MAX_NODES) {
+      svg.dataset.state = "refining";
+      refineWithDagre(id, n, state.edges);
+    } else {
+      svg.dataset.state = "ready";
+      layoutInfo(n > L.DAGRE_MAX_NODES ? `fast layered layout (over ${L.DAGRE_MAX_NODES} assets)` : "");
+    }
+  }
+
+  function refineWithDagre(id, n, edges) {
+    stopWorker();
+    worker = new Worker("static/layout-worker.js");
+    worker.onmessage = (event) => {
+      const { result, error, ms } = event.data;
+      stopWorker();
+      if (event.data.id !== id || id !== state.layoutId) return; // superseded by a newer filter
+      if (error) {
+        layoutInfo("dagre failed, showing the layered layout: " + error);
+      } else {
+        metrics.dagreMs = ms;
+        setLayout(result);
+        initialView();
+        draw(true);
+        layoutInfo("");
+      }
+      svg.dataset.state = "ready";
+    };
+    worker.postMessage({ id, n, edges });
+    workerTimer = setTimeout(() => {
+      stopWorker();
+      if (id === state.layoutId) {
+        svg.dataset.state = "ready";
+        layoutInfo("dagre took too long, showing the layered layout");
+      }
+    }, DAGRE_TIMEOUT_MS);
+  }
+
+  function stopWorker() {
+    if (worker) worker.terminate();
+    clearTimeout(workerTimer);
+    worker = null;
+  }
+
+  function setLayout(layout) {
+    state.layout = layout;
+    state.edgeBoxes = layout.points.map((pts) => {
+      let x0 = Infinity, y0 = Infinity, x1 = -Infinity, y1 = -Infinity;
+      for (const [x, y] of pts) {
+        x0 = Math.min(x0, x); y0 = Math.min(y0, y); x1 = Math.max(x1, x); y1 = Math.max(y1, y);
+      }
+      return [x0, y0, x1, y1];
+    });
+    svg.dataset.layout = layout.engine;
+  }
+
+  function layoutInfo(text) {
+    $("layout-info").textContent = text;
+  }
+
+  // ------------------------------------------------------------------------ view and draw
+  function size() {
+    const box = svg.getBoundingClientRect();
+    return { w: Math.max(1, box.width), h: Math.max(1, box.height) };
+  }
+
+  function fitZoom() {
+    const { w, h } = size();
+    const lay = state.layout;
+    return Math.min(1, w / Math.max(1, lay.width), h / Math.max(1, lay.height));
+  }
+
+  function fit() {
+    const { w, h } = size();
+    const k = Math.max(0.01, fitZoom());
+    state.t = { k, x: (w - state.layout.width * k) / 2, y: Math.max(0, (h - state.layout.height * k) / 2) };
+    draw();
+  }
+
+  function initialView() {
+    // Big graphs open readable at their top-left corner rather than as an unreadable speck.
+    state.autoFit = fitZoom() >= DETAIL_MIN_ZOOM;
+    if (state.autoFit) fit();
+    else state.t = { k: 0.8, x: 0, y: 0 };
+  }
+
+  function resized() {
+    if (state.autoFit && state.layout) fit();
+    else redraw();
+  }
+
+  function zoomAt(factor, cx, cy) {
+    state.autoFit = false;
+    const t = state.t;
+    const k = Math.min(2, Math.max(0.01, t.k * factor));
+    state.t = { k, x: cx - ((cx - t.x) * k) / t.k, y: cy - ((cy - t.y) * k) / t.k };
+    draw();
+  }
+
+  // Draws only what intersects the window (plus a margin, so small pans need no redraw).
+  function draw(force) {
+    const { k, x, y } = state.t;
+    viewport.setAttribute("transform", `translate(${x},${y}) scale(${k})`);
+    if (!state.layout) return;
+    const { w, h } = size();
+    const view = [-x / k, -y / k, (w - x) / k, (h - y) / k];
+    const detail = k >= DETAIL_MIN_ZOOM;
+    const d = state.drawn;
+    if (!force && d && d.detail === detail && d.k === k &&
+        view[0] >= d.rect[0] && view[1] >= d.rect[1] && view[2] <= d.rect[2] && view[3] <= d.rect[3]) {
+      return;
+    }
+    const started = performance.now();
+    const mx = (view[2] - view[0]) * 0.5;
+    const my = (view[3] - view[1]) * 0.5;
+    const rect = [view[0] - mx, view[1] - my, view[2] + mx, view[3] + my];
+    state.drawn = { rect, detail, k };
+    const { xs, ys, points } = state.layout;
+    const hw = L.NODE_W / 2;
+    const hh = L.NODE_H / 2;
+    const nodes = [];
+    for (let i = 0; i < state.keys.length; i++) {
+      if (xs[i] + hw < rect[0] || xs[i] - hw > rect[2] || ys[i] + hh < rect[1] || ys[i] - hh > rect[3]) continue;
+      const node = state.byKey.get(state.keys[i]);
+      nodes.push(detail ? nodeSVG(node, xs[i] - hw, ys[i] - hh) : boxSVG(node, xs[i] - hw, ys[i] - hh));
+    }
+    const selected = state.selected == null ? -1 : state.index.get(state.selected);
+    const edges = [];
+    state.edgeBoxes.forEach((b, e) => {
+      if (b[2] < rect[0] || b[0] > rect[2] || b[3] < rect[1] || b[1] > rect[3]) return;
+      const [p, c] = state.edges[e];
+      const cls = p === selected || c === selected ? "edge hl" : "edge";
+      edges.push(`<path class="${cls}" d="${pathOf(points[e])}"${detail ? ' marker-end="url(#arrow)"' : ""}></path>`);
+    });
+    edgeLayer.innerHTML = edges.join("");
+    nodeLayer.innerHTML = nodes.join("");
+    svg.dataset.detail = detail ? "full" : "boxes";
+    metrics.drawnNodes = nodes.length;
+    metrics.drawnEdges = edges.length;
+    metrics.drawMs = performance.now() - started;
+  }
+
+  function pathOf(pts) {
+    if (pts.length === 2) {
+      const [[x0, y0], [x1, y1]] = pts;
+      const c = Math.max(30, (x1 - x0) / 2);
+      return `M${x0},${y0} C${x0 + c},${y0} ${x1 - c},${y1} ${x1},${y1}`;
+    }
+    return "M" + pts.map(([px, py]) => `${px},${py}`).join(" L");
+  }
+
+  function nodeSVG(n, x, y) {
+    const sel = n.key === state.selected ? " selected" : "";
+    const fw = n.framework || n.kind;
+    const pillW = n.label.length * 6.6 + 16;
+    const fwW = fw.length * 6.6 + 14;
+    return (
+      `<g class="node st-${n.status}${sel}" data-key="${esc(n.key)}" transform="translate(${x},${y})">` +
+      `<title>${esc(n.key)} (${esc(n.label)})</title>` +
+      `<rect class="box" width="${L.NODE_W}" height="${L.NODE_H}" rx="8"></rect>` +
+      `<rect class="bar" width="6" height="${L.NODE_H}" rx="3"></rect>` +
+      `<text class="key" x="16" y="22">${esc(short(n.key, 32))}</text>` +
+      `<rect class="pill" x="16" y="31" width="${pillW}" height="18" rx="9"></rect>` +
+      `<text class="status" x="${16 + pillW / 2}" y="44" text-anchor="middle">${esc(n.label)}</text>` +
+      `<rect class="fw-badge fw-${esc(fw)}" x="${22 + pillW}" y="31" width="${fwW}" height="18" rx="4"></rect>` +
+      `<text class="fw" x="${22 + pillW + fwW / 2}" y="44" text-anchor="middle">${esc(fw)}</text>` +
+      `<text class="versions" x="16" y="67"><tspan class="code">code ${esc(short(n.code_version, 14))}</tspan>` +
+      `<tspan class="sep"> · </tspan><tspan class="data">data ${esc(short(n.data_version, 14))}</tspan></text>` +
+      `</g>`
+    );
+  }
+
+  function boxSVG(n, x, y) {
+    const sel = n.key === state.selected ? " selected" : "";
+    return (
+      `<rect class="node-box st-${n.status}${sel}" data-key="${esc(n.key)}" x="${x}" y="${y}" ` +
+      `width="${L.NODE_W}" height="${L.NODE_H}" rx="8"><title>${esc(n.key)} (${esc(n.label)})</title></rect>`
+    );
+  }
+
+  function centerOn(key) {
+    const i = state.index.get(key);
+    if (i == null) return;
+    const { w, h } = size();
+    const k = Math.max(state.t.k, DETAIL_MIN_ZOOM);
+    state.autoFit = false;
+    state.t = { k, x: w / 2 - state.layout.xs[i] * k, y: h / 2 - state.layout.ys[i] * k };
+    draw(true);
+  }
+
+  // ------------------------------------------------------------------------- side panel
+  async function select(key) {
+    state.selected = key;
+    $("panel").hidden = false;
+    resized();
+    draw(true);
+    await showAsset(key);
+  }
+
+  async function showAsset(key) {
+    let a;
+    try {
+      a = await getJSON("api/assets/" + key.split("/").map(encodeURIComponent).join("/"));
+    } catch (error) {
+      if (state.selected === key) $("panel-body").innerHTML = `<p class="error">${esc(error.message)}</p>`;
+      return;
+    }
+    if (state.selected !== key) return; // the user clicked another asset meanwhile
+    const deps = a.deps.length
+      ? a.deps.map((d) => `<a href="#" class="dep" data-key="${esc(d)}">${esc(d)}</a>`).join(", ")
+      : "none";
+    const tree = a.causes.length ? `<ul class="cause-tree">${a.causes.map(causeHTML).join("")}</ul>` : "<p>No causes.</p>";
+    const rows = a.history.map(
+      (e) =>
+        `<tr class="event"><td>${esc(fmtTime(e.timestamp))}</td><td>${esc(e.kind)}</td>` +
+        `<td>${esc(e.run_id || "—")}</td><td>${esc(e.framework || "—")}</td>` +
+        `<td title="${esc(e.code_version || "")}">${esc(short(e.code_version, 14))}</td>` +
+        `<td title="${esc(e.data_version)}">${esc(short(e.data_version, 14))}${e.user_provided ? " (user)" : ""}</td></tr>`
+    );
+    $("panel-body").innerHTML =
+      `<h2 class="panel-key">${esc(a.key)}</h2>` +
+      `<div class="badges"><span class="badge status st-${a.status}">${esc(a.label)}</span>` +
+      `<span class="badge fw">${esc(a.framework || "no framework")}</span><span class="badge kind">${esc(a.kind)}</span></div>` +
+      `<dl><dt>Code version</dt><dd class="mono code-version">${esc(a.code_version || "unknown")}</dd>` +
+      `<dt>Data version</dt><dd class="mono data-version">${esc(a.data_version)}</dd>` +
+      `<dt>Depends on</dt><dd class="deps">${deps}</dd></dl>` +
+      `<h3>Why</h3><ul class="explain">${a.explain.map((l) => `<li>${esc(l.trim())}</li>`).join("")}</ul>` +
+      `<h3>Cause tree</h3>${tree}` +
+      `<h3>History <small>(newest first, up to ${a.history_limit})</small></h3>` +
+      (rows.length
+        ? `<table class="history"><thead><tr><th>Time (UTC)</th><th>Kind</th><th>Run id</th><th>Framework</th>` +
+          `<th>Code version</th><th>Data version</th></tr></thead><tbody>${rows.join("")}</tbody></table>`
+        : "<p>No events yet.</p>");
+  }
+
+  function causeHTML(c) {
+    const children = c.children.length ? `<ul>${c.children.map(causeHTML).join("")}</ul>` : "";
+    return `<li><span class="cat cat-${c.category}">${c.category}</span> <span class="text">${esc(c.text)}</span>${children}</li>`;
+  }
+
+  // ------------------------------------------------------------------------ live refresh
+  function setLive(error) {
+    const live = $("live");
+    live.className = error ? "error" : "ok";
+    const events = state.cursor ? state.cursor.split("-")[0] : "?";
+    live.textContent = error
+      ? `store unreachable (${error}); retrying`
+      : `live · ${state.graph.nodes.length} assets · last event #${events} · checked ${new Date().toLocaleTimeString()}`;
+  }
+
+  async function poll() {
+    if (document.hidden) return;
+    try {
+      const { cursor } = await getJSON("api/changes");
+      metrics.polls += 1;
+      if (cursor !== state.cursor) {
+        await loadGraph();
+        if (state.selected) {
+          if (state.byKey.has(state.selected)) await showAsset(state.selected);
+        }
+      } else {
+        setLive();
+      }
+    } catch (error) {
+      setLive(error.message);
+    }
+  }
+
+  // --------------------------------------------------------------------------- wiring
+  nodeLayer.addEventListener("click", (event) => {
+    const target = event.target.closest("[data-key]");
+    if (target) select(target.dataset.key);
+  });
+  $("panel-body").addEventListener("click", (event) => {
+    const dep = event.target.closest("a.dep");
+    if (!dep) return;
+    event.preventDefault();
+    centerOn(dep.dataset.key);
+    select(dep.dataset.key);
+  });
+  $("panel-close").addEventListener("click", () => {
+    state.selected = null;
+    $("panel").hidden = true;
+    resized();
+    draw(true);
+  });
+  for (const id of ["filter-framework", "filter-status"]) $(id).addEventListener("change", applyFilters);
+  let typing = null;
+  $("filter-text").addEventListener("input", () => {
+    clearTimeout(typing);
+    typing = setTimeout(applyFilters, 150);
+  });
+  $("counts").addEventListener("click", (event) => {
+    const count = event.target.closest("[data-status]");
+    if (!count) return;
+    const select = $("filter-status");
+    select.value = select.value === count.dataset.status ? "" : count.dataset.status;
+    applyFilters();
+  });
+  $("fit").addEventListener("click", () => { state.autoFit = true; fit(); });
+  $("zoom-in").addEventListener("click", () => { const { w, h } = size(); zoomAt(1.25, w / 2, h / 2); });
+  $("zoom-out").addEventListener("click", () => { const { w, h } = size(); zoomAt(0.8, w / 2, h / 2); });
+
+  let frame = 0;
+  const redraw = () => {
+    if (!frame) frame = requestAnimationFrame(() => { frame = 0; draw(); });
+  };
+  svg.addEventListener("wheel", (event) => {
+    event.preventDefault();
+    state.autoFit = false;
+    const box = svg.getBoundingClientRect();
+    const factor = Math.exp(-event.deltaY * (event.ctrlKey ? 0.01 : 0.0015));
+    const t = state.t;
+    const k = Math.min(2, Math.max(0.01, t.k * factor));
+    const cx = event.clientX - box.left;
+    const cy = event.clientY - box.top;
+    state.t = { k, x: cx - ((cx - t.x) * k) / t.k, y: cy - ((cy - t.y) * k) / t.k };
+    viewport.setAttribute("transform", `translate(${state.t.x},${state.t.y}) scale(${k})`);
+    redraw();
+  }, { passive: false });
+  let drag = null;
+  svg.addEventListener("pointerdown", (event) => {
+    if (event.target.closest("[data-key]")) return;
+    state.autoFit = false;
+    drag = { x: event.clientX - state.t.x, y: event.clientY - state.t.y };
+    svg.setPointerCapture(event.pointerId);
+    svg.classList.add("dragging");
+  });
+  svg.addEventListener("pointermove", (event) => {
+    if (!drag) return;
+    state.t = { ...state.t, x: event.clientX - drag.x, y: event.clientY - drag.y };
+    viewport.setAttribute("transform", `translate(${state.t.x},${state.t.y}) scale(${state.t.k})`);
+    redraw();
+  });
+  const endDrag = () => { drag = null; svg.classList.remove("dragging"); };
+  svg.addEventListener("pointerup", endDrag);
+  svg.addEventListener("pointercancel", endDrag);
+  window.addEventListener("resize", resized);
+
+  loadGraph()
+    .then(() => { metrics.readyMs = performance.now(); })
+    .catch((error) => setLive(error.message))
+    .finally(() => setInterval(poll, POLL_MS));
+})();
