@@ -72,10 +72,14 @@ class DbtAsset:
     def is_source(self) -> bool:
         return self.resource_type == "source"
 
-    def spec(self, keys: Mapping[str, AssetKey]) -> AssetSpec:
-        """The insync definition; `keys` maps parent unique ids to their asset keys."""
+    def spec(self, keys: Mapping[str, AssetKey], *, observed: bool = True) -> AssetSpec:
+        """The insync definition; `keys` maps parent unique ids to their asset keys.
+
+        `observed=False` registers a source as `external` even if it could be observed: some
+        other orchestrator materializes that key, and its records are the truth.
+        """
         if self.is_source:
-            kind = "observable" if self.observation else "external"
+            kind = "observable" if self.observation and observed else "external"
             return AssetSpec(self.key, kind=kind, framework=FRAMEWORK, metadata=self._metadata())
         return AssetSpec(
             self.key,

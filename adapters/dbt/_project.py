@@ -196,12 +196,11 @@ class DbtProject:
         existing = self.store.definitions()
         specs = []
         for asset in ctx.assets.values():
-            spec = asset.spec(keys)
             other = existing.get(asset.key)
             if asset.is_source and other is not None and other.kind == "materializable":
                 # Another orchestrator builds this table: its records are the truth, no observing.
                 ctx.owned_elsewhere.add(asset.unique_id)
-            specs.append(spec)
+            specs.append(asset.spec(keys, observed=asset.unique_id not in ctx.owned_elsewhere))
         self.store.register(specs)
 
     def _observe_and_check(self, ctx: _Context, *, observe: bool) -> None:
@@ -330,7 +329,7 @@ class DbtProject:
                 run_id: str, outcomes: dict[str, NodeOutcome]) -> bool:
         """Record the nodes dbt built and whose tests passed; True if anything failed."""
         failed_tests: dict[str, str] = {}
-        for uid, res in results.items():
+        for res in results.values():
             node = res.node
             if node.resource_type != "test" or str(res.status) not in _FAILED_TEST:
                 continue

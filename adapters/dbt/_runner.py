@@ -121,12 +121,13 @@ class DbtInvoker:
     _show_rows: list[str] = field(default_factory=list)
 
     def _invoke(self, command: Sequence[str], *, quiet: bool = True,
-                callbacks: Sequence[Any] = ()) -> Any:
+                callbacks: Sequence[Any] = (), reuse_manifest: bool = True) -> Any:
         from dbt.cli.main import dbtRunner
 
         os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "false")
         prefix = ["--log-level", "none"] if quiet else []
-        runner = dbtRunner(manifest=self.manifest, callbacks=list(callbacks))
+        manifest = self.manifest if reuse_manifest else None
+        runner = dbtRunner(manifest=manifest, callbacks=list(callbacks))
         return runner.invoke([*prefix, *command, *self.args.project])
 
     def parse(self) -> Manifest:
@@ -187,7 +188,10 @@ class DbtInvoker:
         argv = [command, "--select", *select]
         if exclude:
             argv += ["--exclude", *exclude]
-        result = self._invoke([*argv, *self.args.build], quiet=False)
+        # A manifest dbt has compiled once marks ephemeral CTEs as injected, and a second
+        # compile of it then drops them (`__dbt__cte__x does not exist`): let dbt re-parse
+        # (partial parsing makes that cheap) instead of reusing ours.
+        result = self._invoke([*argv, *self.args.build], quiet=False, reuse_manifest=False)
         if result.result is None and result.exception is not None:
             raise DbtError(f"dbt {command} could not start: {result.exception}")
         return result.result  # type: ignore[no-any-return]

@@ -11,7 +11,6 @@ import sys
 from collections.abc import Sequence
 
 import click
-
 from insync.core import InsyncError
 
 from ._project import DbtProject

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-
 from insync.core import EventStore
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dbt"

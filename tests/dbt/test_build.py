@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from insync.core import AssetKey, StaleStatus
-
 from typing import TYPE_CHECKING
+
+from insync.core import AssetKey, StaleStatus
 
 if TYPE_CHECKING:
     from tests.dbt.conftest import Shop
@@ -160,7 +160,8 @@ def test_seed_file_change_rebuilds_the_seed_and_users(built_shop: Shop) -> None:
 
 def test_failing_test_keeps_the_model_unrecorded(built_shop: Shop) -> None:
     before = built_shop.store.latest_event(key("stg_customers")).id
-    built_shop.replace("seeds/raw_customers.csv", "5,Barbara,Liskov,US", "5,Barbara,Liskov,US\n5,Bis,Liskov,US")
+    built_shop.replace("seeds/raw_customers.csv", "5,Barbara,Liskov,US",
+                       "5,Barbara,Liskov,US\n5,Bis,Liskov,US")
     report = built_shop.build()
     assert report.outcome("raw_customers").action == "built"
     assert report.outcome("stg_customers").action == "test failed"

@@ -6,7 +6,6 @@ import json
 from typing import TYPE_CHECKING
 
 from click.testing import CliRunner
-
 from insync.adapters.dbt.cli import dbt_group
 
 if TYPE_CHECKING:

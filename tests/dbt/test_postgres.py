@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-
 from insync.adapters.dbt import DbtProject
 from insync.core import EventStore
 

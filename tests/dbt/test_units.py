@@ -4,7 +4,6 @@ meta validation, the exported names."""
 from __future__ import annotations
 
 import pytest
-
 from insync.adapters.dbt import _manifest, _sql
 from insync.adapters.dbt._runner import split_args
 from insync.core import ConfigError
@@ -63,7 +62,7 @@ def test_bad_data_version_mode_is_refused() -> None:
 
 
 def test_meta_insync_must_be_a_mapping() -> None:
-    with pytest.raises(ConfigError, match="meta.insync must be a mapping"):
+    with pytest.raises(ConfigError, match=r"meta\.insync must be a mapping"):
         _manifest._insync_meta("model.x.y", {"insync": "content"})
 
 
