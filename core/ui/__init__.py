@@ -10,9 +10,7 @@ try:
     import starlette  # noqa: F401
     import uvicorn  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised only without the extra
-    raise ImportError(
-        f"the insync asset catalog needs {exc.name}: pip install 'insync[ui]'"
-    ) from exc
+    raise ImportError(f"the insync asset catalog needs {exc.name}: pip install 'insync[ui]'") from exc
 
 from ._app import create_app
 from ._serve import serve
