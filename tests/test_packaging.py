@@ -126,14 +126,16 @@ def test_wheel_holds_the_insync_namespace_and_nothing_else(wheel: Path, sources:
     assert top_level == ["insync"]
     assert not [n for n in names if n.startswith(("core/", "adapters/"))]
     assert not [n for n in names if "__pycache__" in n or n.endswith(".pyc")]
-    # Every module and data file of the mapped folders ships (a forgotten sub-package would not).
+    # Every module and data file of the mapped folders ships: a sub-package missing from
+    # `packages`, or static files missing from `package-data`, would silently not.
     pyproject = tomllib.loads((sources / "pyproject.toml").read_text())
+    left_out = []
     for package, folder in pyproject["tool"]["setuptools"]["package-dir"].items():
         prefix = package.replace(".", "/")
         for path in sorted((sources / folder).rglob("*")):
-            if path.is_file() and (path.suffix == ".py" or path.name == "py.typed"):
-                shipped = f"{prefix}/{path.relative_to(sources / folder).as_posix()}"
-                assert shipped in names, f"{path.relative_to(sources)} is not in the wheel"
+            if path.is_file() and f"{prefix}/{path.relative_to(sources / folder).as_posix()}" not in names:
+                left_out.append(path.relative_to(sources).as_posix())
+    assert not left_out, f"not in the wheel (add them to pyproject packages/package-data): {left_out}"
 
 
 def test_wheel_declares_the_console_script_and_extras(wheel: Path) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from insync.core import AssetKey, AssetSpec, DataVersion, EventStore, Materialization
+from insync.core import AssetKey, AssetSpec, CycleError, DataVersion, EventStore, Materialization
 
 SHARED_SOURCE = "shared/src"
 SHARED_A = "shared/a"
@@ -144,6 +144,52 @@ def first_open(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any
     return {"migrated": len(migrated), "revision": revision, "event_id": event.id}
 
 
+def barrier(folder: Path, name: str, worker: int, count: int, timeout: float = 60.0) -> None:
+    """Wait until all `count` workers reached barrier `name` (files in `folder`)."""
+    (folder / f"{name}-{worker}").touch()
+    deadline = time.monotonic() + timeout
+    while sum((folder / f"{name}-{i}").exists() for i in range(count)) < count:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"barrier {name}: not every worker arrived")
+        time.sleep(0.001)
+
+
+def ring_specs(name: str) -> list[AssetSpec]:
+    """Half of a 4-ring `name/0 -> 1 -> 2 -> 3 -> 0` (X -> Y: X depends on Y), registered first;
+    `closing_edge(name, side)` adds the other two, one per racing worker."""
+    return [
+        AssetSpec(f"{name}/0", code_version="1"),
+        AssetSpec(f"{name}/1", code_version="1", deps=[f"{name}/2"]),
+        AssetSpec(f"{name}/2", code_version="1"),
+        AssetSpec(f"{name}/3", code_version="1", deps=[f"{name}/0"]),
+    ]
+
+
+def closing_edge(name: str, side: int) -> AssetSpec:
+    # Side 0 and side 1 touch disjoint rows, so no lock orders them: only the check can.
+    start, dep = (0, 1) if side == 0 else (2, 3)
+    return AssetSpec(f"{name}/{start}", code_version="1", deps=[f"{name}/{dep}"])
+
+
+def ring(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
+    """Per round, worker pairs race to add the two edges that close a ring: one must be refused."""
+    worker, count, rounds = args["worker"], args["count"], args["rounds"]
+    folder = Path(args["go"]).parent
+    store = EventStore(args["url"])
+    ready()
+    wait_for(args["go"])
+    refused: list[str | None] = []
+    for r in range(rounds):
+        barrier(folder, f"round{r}", worker, count)
+        try:
+            store.register([closing_edge(f"r{r}p{worker // 2}", worker % 2)])
+            refused.append(None)
+        except CycleError as exc:
+            refused.append(str(exc))
+    store.close()
+    return {"refused": refused}
+
+
 def kill(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
     """Open the store and append a large batch, freezing inside the open transaction right after
     the first SQL statement that starts with `statement` (a migration's CREATE TABLE, or one of
@@ -228,6 +274,7 @@ MODES: dict[str, Callable[[dict[str, Any], Callable[[], None]], Any]] = {
     "first_open": first_open,
     "group": group,
     "kill": kill,
+    "ring": ring,
 }
 
 
