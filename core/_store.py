@@ -7,6 +7,7 @@ events, their inputs) and hands plain records to `_staleness`; no query runs per
 from __future__ import annotations
 
 import datetime
+import functools
 import json
 import logging
 import random
@@ -645,19 +646,8 @@ class EventStore:
         Two queries (definitions, latest events), plus at most four for the provenance of the
         materializations whose inputs moved on since they were recorded.
         """
-        if keys is None:
-            in_scope: Callable[[Any], Any] = lambda column: sa.true()  # noqa: E731
-        else:
-            names = sorted({str(k) for k in keys})
-            if scope == "ancestors":
-                wider: Any = sa.select(_ancestors_cte(names).c.k)
-            elif scope == "deps":
-                wider = sa.select(t.deps.c.dep_key).where(t.deps.c.asset_key.in_(names))
-            else:
-                wider = None
-            in_scope = lambda column: (  # noqa: E731
-                column.in_(names) if wider is None else sa.or_(column.in_(names), column.in_(wider))
-            )
+        params = {} if keys is None else {"names": sorted({str(k) for k in keys})}
+        which = "all" if keys is None else scope
 
         # One AssetKey object per key string: dict lookups then succeed on identity.
         interned: dict[str, AssetKey] = {}
@@ -668,12 +658,9 @@ class EventStore:
                 key = interned[name] = AssetKey._trusted(name)
             return key
 
-        d = t.definitions
         specs: dict[AssetKey, AssetSpec] = {}
         for asset_key, code_version, kind, framework, meta, deps in conn.execute(
-            sa.select(d.c.asset_key, d.c.code_version, d.c.kind, d.c.framework, d.c.metadata, d.c.deps).where(
-                in_scope(d.c.asset_key)
-            )
+            _scoped_query("definitions", which), params
         ):
             key = key_of(asset_key)
             dep_keys = [key_of(dep) for dep in json.loads(deps)] if deps != "[]" else ()
@@ -682,20 +669,8 @@ class EventStore:
         if not with_latest:
             return specs, latest
 
-        e, lt = t.events, t.latest
         for asset_key, kind, event_id, version, code_version, user_provided, run_id, digest in conn.execute(
-            sa.select(
-                lt.c.asset_key,
-                lt.c.kind,
-                e.c.id,
-                e.c.data_version,
-                e.c.code_version,
-                e.c.user_provided,
-                e.c.run_id,
-                e.c.inputs_digest,
-            )
-            .join(e, e.c.id == lt.c.event_id)
-            .where(in_scope(lt.c.asset_key))
+            _scoped_query("latest", which), params
         ):
             key = key_of(asset_key)
             records = latest.get(key)
@@ -722,22 +697,60 @@ class EventStore:
                 changed[mat.event_id] = mat
         if not changed:
             return specs, latest
-        i = t.inputs
-        columns = (i.c.event_id, i.c.input_key, i.c.data_version, i.c.input_event_id)
         if len(changed) > _CHUNK * 4:
-            queries = [
-                sa.select(*columns)
-                .join(lt, sa.and_(lt.c.event_id == i.c.event_id, lt.c.kind == _MAT))
-                .where(in_scope(lt.c.asset_key))
-            ]
+            batches = [(_scoped_query("inputs", which), params)]
         else:
-            queries = [sa.select(*columns).where(i.c.event_id.in_(chunk)) for chunk in _chunks(list(changed))]
-        for query in queries:
-            for event_id, input_key, version, input_event_id in conn.execute(query):
+            batches = [(_INPUTS_OF_EVENTS, {"ids": chunk}) for chunk in _chunks(list(changed))]
+        for query, bound in batches:
+            for event_id, input_key, version, input_event_id in conn.execute(query, bound):
                 target = changed.get(event_id)
                 if target is not None and target.inputs is not None:
                     target.inputs[key_of(input_key)] = (version, input_event_id)
         return specs, latest
+
+
+# Hot-path reads as prebuilt text statements: SQLAlchemy then skips building and cache-keying a
+# select() on every step check. `:names` expands to the requested keys.
+_SELECTS: Final = {
+    "definitions": (
+        "SELECT asset_key, code_version, kind, framework, metadata, deps FROM insync_definitions {where}",
+        "asset_key",
+    ),
+    "latest": (
+        "SELECT l.asset_key, l.kind, e.id, e.data_version, e.code_version, e.user_provided, e.run_id, "
+        "e.inputs_digest FROM insync_latest l JOIN insync_events e ON e.id = l.event_id {where}",
+        "l.asset_key",
+    ),
+    "inputs": (
+        "SELECT i.event_id, i.input_key, i.data_version, i.input_event_id FROM insync_event_inputs i "
+        "JOIN insync_latest l ON l.event_id = i.event_id AND l.kind = 'materialization' {where}",
+        "l.asset_key",
+    ),
+}
+_SCOPES: Final = {
+    "all": ("", ""),
+    "self": ("", "WHERE {col} IN :names"),
+    "deps": (
+        "",
+        "WHERE ({col} IN :names OR {col} IN (SELECT dep_key FROM insync_deps WHERE asset_key IN :names))",
+    ),
+    "ancestors": (
+        "WITH RECURSIVE ancestors(k) AS (SELECT dep_key FROM insync_deps WHERE asset_key IN :names "
+        "UNION SELECT d.dep_key FROM insync_deps d JOIN ancestors a ON d.asset_key = a.k) ",
+        "WHERE ({col} IN :names OR {col} IN (SELECT k FROM ancestors))",
+    ),
+}
+_INPUTS_OF_EVENTS: Final = sa.text(
+    "SELECT event_id, input_key, data_version, input_event_id FROM insync_event_inputs WHERE event_id IN :ids"
+).bindparams(sa.bindparam("ids", expanding=True))
+
+
+@functools.cache
+def _scoped_query(what: str, scope: str) -> sa.TextClause:
+    sql, column = _SELECTS[what]
+    prefix, where = _SCOPES[scope]
+    statement = sa.text(prefix + sql.format(where=where.format(col=column)))
+    return statement.bindparams(sa.bindparam("names", expanding=True)) if scope != "all" else statement
 
 
 def inputs_of(
