@@ -646,7 +646,7 @@ class EventStore:
         Two queries (definitions, latest events), plus at most four for the provenance of the
         materializations whose inputs moved on since they were recorded.
         """
-        params = {} if keys is None else {"names": sorted({str(k) for k in keys})}
+        params: dict[str, Any] = {} if keys is None else {"names": sorted({str(k) for k in keys})}
         which = "all" if keys is None else scope
 
         # One AssetKey object per key string: dict lookups then succeed on identity.
@@ -697,6 +697,7 @@ class EventStore:
                 changed[mat.event_id] = mat
         if not changed:
             return specs, latest
+        batches: list[tuple[sa.TextClause, dict[str, Any]]]
         if len(changed) > _CHUNK * 4:
             batches = [(_scoped_query("inputs", which), params)]
         else:
