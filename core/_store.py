@@ -166,8 +166,10 @@ class EventStore:
                 f"{_BUSY_TIMEOUT_S:.0f}s ({exc.orig}); retry, or use PostgreSQL for many "
                 "concurrent workers"
             )
-        if "not a database" in str(exc.orig):
-            return self._not_a_store(exc)
+        text = str(exc.orig).lower()
+        reached = "connection" not in text and "unable to open" not in text
+        if reached and ("not a database" in text or "no such" in text or "does not exist" in text):
+            return self._not_a_store(exc)  # reached it, but its tables are not ours
         return StoreUnavailable(
             f"cannot reach the insync store {where} (chosen by {self.settings.source}): "
             f"{' '.join(str(exc.orig).split())}; check the database is running and the URL is right"

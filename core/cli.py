@@ -78,14 +78,16 @@ def status(ctx: click.Context, assets: tuple[str, ...], as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps([status_to_json(s) for s in rows], indent=2))
         return
-    table = Table("asset", "status", "code version", "data version", "causes", box=None)
+    table = Table("asset", "status", "code version", "data version", "why / pending upstream", box=None)
     for s in rows:
         table.add_row(
             str(s.key),
             f"[{_STYLE[s.status]}]{s.status.label}[/]",
             s.code_version or "-",
             _short(str(s.data_version)),
-            "; ".join(str(c) for c in s.root_causes) or "",
+            "; ".join(
+                [str(c) for c in s.root_causes] + [f"after {u.key}: {u.status.label}" for u in s.upstream][:3]
+            ),
         )
     _console().print(table)
     counts = {state: sum(1 for s in rows if s.status is state) for state in StaleStatus}
