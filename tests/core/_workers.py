@@ -87,12 +87,25 @@ def _key(text: str) -> AssetKey:
 
 
 def append(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
-    """Register shared + own specs, then append `rounds` x 6 events; report them in order."""
+    """Register shared + own specs, then append `rounds` x 6 events; report them in order.
+
+    Workers numbered `writers` and up are readers instead (see `read_while_writing`).
+    """
     worker, rounds, go = args["worker"], args["rounds"], args["go"]
+    if worker >= args["writers"]:
+        return read_while_writing(args, ready)
     run_id = f"w{worker}"
     store = EventStore(args["url"])
     ready()
     wait_for(go)
+    try:
+        return {"events": _append_rounds(store, worker, rounds, run_id)}
+    finally:
+        store.close()
+        (Path(go).parent / f"done-{worker}").touch()
+
+
+def _append_rounds(store: EventStore, worker: int, rounds: int, run_id: str) -> list[tuple[int, str, str]]:
     specs = shared_specs() + own_specs(worker)
     if worker % 2:  # half register in the opposite order: PostgreSQL must retry any deadlock
         specs.reverse()
@@ -117,8 +130,33 @@ def append(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
             ]
         ):
             keep(event)
+    return appended
+
+
+def read_while_writing(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
+    """Poll `statuses()` until every writer is done: reads never fail, and no asset's latest
+    event id ever moves backwards between two reads (the index only advances)."""
+    folder = Path(args["go"]).parent
+    store = EventStore(args["url"])
+    ready()
+    wait_for(args["go"])
+    seen: dict[str, int] = {}
+    backwards: list[str] = []
+    reads = 0
+    while True:
+        finished = all((folder / f"done-{i}").exists() for i in range(args["writers"]))
+        for key, status in store.statuses().items():
+            last = status.last_event_id
+            if last is not None:
+                if last < seen.get(str(key), 0):
+                    backwards.append(f"{key}: {seen[str(key)]} -> {last}")
+                seen[str(key)] = last
+        assert store.last_event_id() >= max(seen.values(), default=0)
+        reads += 1
+        if finished:  # one full read after the last write, then stop
+            break
     store.close()
-    return {"events": appended}
+    return {"reads": reads, "backwards": backwards, "seen": seen}
 
 
 def first_open(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import threading
 from collections import Counter, defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -190,6 +190,8 @@ def check_statuses(store: EventStore, events: dict[int, Event]) -> None:
 
 
 def check_many_writers(url: str, results: list[dict[str, Any]], rounds: int, *, serial: bool) -> None:
+    *results, reader = results
+    assert reader["reads"] >= 2 and not reader["backwards"], reader
     per_worker = w.ROUND_EVENTS * rounds
     with EventStore(url) as store:
         events = all_events(store)
@@ -210,6 +212,8 @@ def check_many_writers(url: str, results: list[dict[str, Any]], rounds: int, *, 
         assert len(set(reported)) == len(reported) == len(events)
         check_provenance(store, events, serial=serial)
         check_statuses(store, events)
+        final = {str(k): s.last_event_id for k, s in store.statuses().items()}
+        assert reader["seen"] == {k: v for k, v in final.items() if v is not None}
         counts = Counter(str(e.key) for e in events.values())
         assert counts[w.SHARED_A] == rounds * len(results)
         assert counts[w.SHARED_B] == rounds * len(results)
@@ -219,14 +223,16 @@ def check_many_writers(url: str, results: list[dict[str, Any]], rounds: int, *, 
 def test_sqlite_many_processes_append_without_losing_events(sqlite_url: str, tmp_path: Path) -> None:
     EventStore(sqlite_url).close()
     rounds = 10
-    results = run_together("append", 4, {"url": sqlite_url, "rounds": rounds}, tmp_path)
+    # Four writers and one reader.
+    results = run_together("append", 5, {"url": sqlite_url, "rounds": rounds, "writers": 4}, tmp_path)
     check_many_writers(sqlite_url, results, rounds, serial=True)
 
 
 def test_postgres_many_processes_append_without_losing_events(postgres_url: str, tmp_path: Path) -> None:
     EventStore(postgres_url).close()
     rounds = 5
-    results = run_together("append", 8, {"url": postgres_url, "rounds": rounds}, tmp_path)
+    # Eight writers and one reader.
+    results = run_together("append", 9, {"url": postgres_url, "rounds": rounds, "writers": 8}, tmp_path)
     check_many_writers(postgres_url, results, rounds, serial=False)
 
 
@@ -271,12 +277,15 @@ def raw_integrity(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def kill_inside(url: str, statement: str) -> None:
-    """Run a `kill` worker, SIGKILL it once it sits in its open transaction after `statement`."""
+def kill_inside(url: str, statement: str, while_inside: Callable[[], None] | None = None) -> None:
+    """Run a `kill` worker, SIGKILL it once it sits in its open transaction after `statement`
+    (after calling `while_inside`, if given)."""
     worker = Worker(f"kill-{statement}", "kill", {"url": url, "statement": statement, "size": BATCH})
     try:
         worker.expect("READY")
         worker.expect("INSIDE")
+        if while_inside is not None:
+            while_inside()
         os.kill(worker.proc.pid, signal.SIGKILL)
         worker.proc.wait(timeout=30)
         assert worker.proc.returncode == -signal.SIGKILL, f"worker ended on its own{worker._err()}"
@@ -327,6 +336,38 @@ def test_sqlite_sigkill_mid_transaction_leaves_no_partial_record(sqlite_url: str
 @pytest.mark.parametrize("stage", PG_KILL_STAGES)
 def test_postgres_sigkill_mid_transaction_leaves_no_partial_record(postgres_url: str, stage: str) -> None:
     sigkill_mid_transaction(postgres_url, stage)
+
+
+def test_sqlite_writer_waiting_on_a_killed_writer_goes_through(sqlite_url: str) -> None:
+    """A write queued behind a transaction whose process dies gets the lock and commits: no
+    "database is locked" for the survivor, and only its own events appear."""
+    store = EventStore(sqlite_url)
+    store.register(w.kill_specs())
+    observed = store.record_observation(w.KILL_SOURCE, DataVersion("s1"))
+    outcome: dict[str, Any] = {}
+
+    def blocked_write() -> None:
+        try:
+            outcome["events"] = store.record_materializations(w.kill_batch(10, "waiting"))
+        except BaseException as exc:
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=blocked_write, daemon=True)
+
+    def start_waiting() -> None:
+        thread.start()
+        thread.join(1.0)
+        assert thread.is_alive(), f"the write did not wait for the open transaction: {outcome}"
+
+    kill_inside(sqlite_url, "insert into insync_event_inputs", start_waiting)
+    thread.join(40)
+    assert not thread.is_alive(), "the waiting write never finished"
+    assert "error" not in outcome, outcome
+    events = all_events(store)
+    assert sorted(events) == sorted([observed.id, *(e.id for e in outcome["events"])])
+    check_provenance(store, events, serial=True)
+    check_statuses(store, events)
+    store.close()
 
 
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
