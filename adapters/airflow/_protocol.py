@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -145,6 +146,7 @@ def run_versioned(
     :raises SerializationError: the value cannot be cached; nothing was recorded.
     :raises StoreError: the insync store is unreachable.
     """
+    started = time.perf_counter()
     task = context["task"]
     ti = context["ti"]
     key = asset_key_for(task, settings, map_index=ti.map_index)
@@ -176,9 +178,18 @@ def run_versioned(
                 _annotate_outlets(context, key, code_version, status.data_version)
             else:
                 _suppress_outlet_events(context)
-            _mark(context, "skip", key, decision.message, data_version=str(status.data_version))
+            _mark(
+                context,
+                "skip",
+                key,
+                decision.message,
+                data_version=str(status.data_version),
+                overhead_ms=round((time.perf_counter() - started) * 1000, 3),
+            )
             return None if decision.value is NO_VALUE else decision.value
+        call_started = time.perf_counter()
         value = call()
+        call_ms = (time.perf_counter() - call_started) * 1000
         user_version = settings.data_version(value) if settings.data_version else None
         event = step.record(
             value if needs_value else NO_VALUE,
@@ -192,5 +203,14 @@ def run_versioned(
             },
         )
     _annotate_outlets(context, key, code_version, event.data_version)
-    _mark(context, "run", key, decision.message, data_version=str(event.data_version))
+    # What insync added to this task instance (check + record + cache), shown in the marker.
+    overhead_ms = round((time.perf_counter() - started) * 1000 - call_ms, 3)
+    _mark(
+        context,
+        "run",
+        key,
+        decision.message,
+        data_version=str(event.data_version),
+        overhead_ms=overhead_ms,
+    )
     return value

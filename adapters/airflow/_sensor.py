@@ -41,7 +41,8 @@ class InsyncObservationSensor(BaseSensorOperator):
     downstream of the sensor depend on that key automatically. ``consumers`` (asset keys)
     defaults to the versioned tasks directly downstream in this DAG, else to every registered
     asset depending on the source. The XCom return value is ``{"key", "data_version", "new",
-    "pending"}``.
+    "pending"}``. With ``wait_for_change=False`` it observes, records and succeeds at once (an
+    observation step: the versioned tasks downstream then decide for themselves).
 
     :raises ConfigError: malformed key; with ``deferrable=True`` an observe function that is
         not importable by the triggerer.
@@ -60,6 +61,7 @@ class InsyncObservationSensor(BaseSensorOperator):
         consumers: Sequence[str] | None = None,
         store: str | None = None,
         deferrable: bool = False,
+        wait_for_change: bool = True,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,6 +69,7 @@ class InsyncObservationSensor(BaseSensorOperator):
         self.observe_kwargs = dict(observe_kwargs or {})
         self.consumers = None if consumers is None else [str(AssetKey.parse(c)) for c in consumers]
         self.deferrable = deferrable
+        self.wait_for_change = wait_for_change
         self._insync_settings = VersionSettings(
             key=key, code_version=None, store=store, kind="observable"
         )
@@ -125,7 +128,7 @@ class InsyncObservationSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         observation = self.observe_now(context)
-        if observation.unconsumed:
+        if observation.unconsumed or not self.wait_for_change:
             return PokeReturnValue(True, self._finish(context, observation.as_payload()))
         return PokeReturnValue(False)
 
@@ -133,7 +136,7 @@ class InsyncObservationSensor(BaseSensorOperator):
         if not self.deferrable:
             return super().execute(context)
         observation = self.observe_now(context)
-        if observation.unconsumed:
+        if observation.unconsumed or not self.wait_for_change:
             return self._finish(context, observation.as_payload())
         consumers = self._consumer_keys()
         self.defer(
