@@ -127,12 +127,12 @@
     metrics.edges = state.edges.length;
     initialView();
     draw(true);
-    if (n > 1 && n <= L.DAGRE_MAX_NODES) {
+    if (n > 1 && n <= L.DAGRE_MAX_NODES && !state.layout.wrapped) {
       svg.dataset.state = "refining";
       refineWithDagre(id, n, state.edges);
     } else {
       svg.dataset.state = "ready";
-      layoutInfo(n > L.DAGRE_MAX_NODES ? `fast layered layout (over ${L.DAGRE_MAX_NODES} assets)` : "");
+      layoutInfo(n > L.DAGRE_MAX_NODES ? `fast layered layout (over ${L.DAGRE_MAX_NODES} assets)` : n > 1 ? "fast layered layout" : "");
     }
   }
 
@@ -254,17 +254,20 @@
     }
     const selected = state.selected == null ? -1 : state.index.get(state.selected);
     const edges = [];
+    const plain = []; // far zoom: every edge in one path element, thousands of elements less to paint
     state.edgeBoxes.forEach((b, e) => {
       if (b[2] < rect[0] || b[0] > rect[2] || b[3] < rect[1] || b[1] > rect[3]) return;
       const [p, c] = state.edges[e];
-      const cls = p === selected || c === selected ? "edge hl" : "edge";
-      edges.push(`<path class="${cls}" d="${pathOf(points[e])}"${detail ? ' marker-end="url(#arrow)"' : ""}></path>`);
+      const hl = p === selected || c === selected;
+      if (!detail && !hl) plain.push(pathOf(points[e]));
+      else edges.push(`<path class="${hl ? "edge hl" : "edge"}" d="${pathOf(points[e])}"${detail ? ' marker-end="url(#arrow)"' : ""}></path>`);
     });
+    if (plain.length) edges.unshift(`<path class="edge all" d="${plain.join(" ")}"></path>`);
     edgeLayer.innerHTML = edges.join("");
     nodeLayer.innerHTML = nodes.join("");
     svg.dataset.detail = detail ? "full" : "boxes";
     metrics.drawnNodes = nodes.length;
-    metrics.drawnEdges = edges.length;
+    metrics.drawnEdges = edges.length + plain.length - (plain.length ? 1 : 0);
     metrics.drawMs = performance.now() - started;
   }
 
@@ -298,11 +301,12 @@
     );
   }
 
+  // No <title> here: at far zoom thousands of them double the DOM; hovering names the asset in the footer.
   function boxSVG(n, x, y) {
     const sel = n.key === state.selected ? " selected" : "";
     return (
       `<rect class="node-box st-${n.status}${sel}" data-key="${esc(n.key)}" x="${x}" y="${y}" ` +
-      `width="${L.NODE_W}" height="${L.NODE_H}" rx="8"><title>${esc(n.key)} (${esc(n.label)})</title></rect>`
+      `width="${L.NODE_W}" height="${L.NODE_H}" rx="8"></rect>`
     );
   }
 
@@ -398,6 +402,11 @@
   nodeLayer.addEventListener("click", (event) => {
     const target = event.target.closest("[data-key]");
     if (target) select(target.dataset.key);
+  });
+  nodeLayer.addEventListener("mouseover", (event) => {
+    const target = event.target.closest(".node-box");
+    const n = target && state.byKey.get(target.dataset.key);
+    $("hover").textContent = n ? `${n.key}: ${n.label}` : "";
   });
   $("panel-body").addEventListener("click", (event) => {
     const dep = event.target.closest("a.dep");

@@ -5,7 +5,8 @@
  *   coordinates). It draws 5,000 assets in milliseconds, so the page is never blank or frozen.
  * - withDagre(): the vendored dagre (network simplex + crossing minimisation + edge routing),
  *   nicer but super-linear: measured 2 s for 500 and 43 s for 1,000 random assets in Node, so the
- *   page runs it in a Web Worker and only for graphs up to DAGRE_MAX_NODES.
+ *   page runs it in a Web Worker and only for graphs up to DAGRE_MAX_NODES whose layered layout
+ *   did not have to wrap a layer (dagre cannot wrap, so it would draw a needle-thin column).
  * Both return node centres (xs, ys), edge polylines (points) and the drawing size.
  */
 "use strict";
@@ -88,8 +89,12 @@ var InsyncLayout = (function () {
       for (let r = ranks - 2; r >= 0; r--) sweep(layers[r], children);
     }
 
-    // Coordinates: each node as near its parents' mean height as the packing allows.
+    // Coordinates: each node as near its parents' mean height as the packing allows. A layer
+    // taller than `rows` wraps into sub-columns: a random 5,000-asset graph has layers of a
+    // thousand assets, which would otherwise draw as one needle-thin column.
     const pitch = NODE_H + NODE_SEP;
+    const colW = NODE_W + RANK_SEP;
+    const rows = Math.max(30, Math.ceil(Math.sqrt((n * colW) / pitch)));
     const xs = new Float64Array(n);
     const ys = new Float64Array(n);
     const pack = (layer, want) => {
@@ -100,12 +105,24 @@ var InsyncLayout = (function () {
       }
     };
     const mean = (ns) => { let s = 0; for (const u of ns) s += ys[u]; return s / ns.length; };
+    const wrapped = layers.map((layer) => layer.length > rows);
+    let column = 0;
     layers.forEach((layer, r) => {
-      for (const v of layer) xs[v] = MARGIN + NODE_W / 2 + r * (NODE_W + RANK_SEP);
+      if (wrapped[r]) {
+        layer.forEach((v, i) => {
+          xs[v] = MARGIN + NODE_W / 2 + (column + Math.floor(i / rows)) * colW;
+          ys[v] = MARGIN + NODE_H / 2 + (i % rows) * pitch;
+        });
+        column += Math.ceil(layer.length / rows);
+        return;
+      }
+      for (const v of layer) xs[v] = MARGIN + NODE_W / 2 + column * colW;
+      column += 1;
       pack(layer, (v) => (parents[v].length ? mean(parents[v]) : MARGIN + NODE_H / 2));
     });
     // Second pass right to left: parentless nodes move level with the assets they feed.
     for (let r = ranks - 1; r >= 0; r--) {
+      if (wrapped[r]) continue;
       pack(layers[r], (v) => (!parents[v].length && children[v].length ? mean(children[v]) : ys[v]));
     }
     let width = 0;
@@ -115,7 +132,7 @@ var InsyncLayout = (function () {
       height = Math.max(height, ys[i] + NODE_H / 2 + MARGIN);
     }
     const points = edges.map(([p, c]) => [[xs[p] + NODE_W / 2, ys[p]], [xs[c] - NODE_W / 2, ys[c]]]);
-    return { engine: "layered", xs, ys, points, width, height };
+    return { engine: "layered", xs, ys, points, width, height, wrapped: wrapped.some(Boolean) };
   }
 
   function withDagre(dagre, n, edges) {

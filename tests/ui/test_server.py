@@ -1,0 +1,179 @@
+"""The catalog's JSON endpoints, `serve`/`insync ui`, packaging of the static files, and scale."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from importlib.resources import files
+from pathlib import Path
+from typing import Any
+
+import pytest
+from _ui_seed import EXPECTED_LABELS, Served
+from insync.core import AssetSpec, ConfigError, EventStore, Materialization
+from insync.core.ui import serve
+from playwright.sync_api import Page, expect
+
+
+def get(url: str) -> tuple[int, Any]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read())
+
+
+def test_graph_endpoint(seeded: Served) -> None:
+    code, body = get(seeded.url + "api/graph")
+    assert code == 200
+    assert {n["key"]: n["label"] for n in body["nodes"]} == EXPECTED_LABELS
+    assert body["frameworks"] == ["airflow", "dbt", "prefect"]
+    marts = next(n for n in body["nodes"] if n["key"] == "marts/customer_orders")
+    assert marts["deps"] == ["staging/customers", "staging/orders"]
+    assert marts["status"] == "FRESH" and marts["code_version"] == "v1" and marts["framework"] == "dbt"
+    assert body["cursor"] == get(seeded.url + "api/changes")[1]["cursor"]
+
+
+def test_asset_endpoint_and_unknown_keys(seeded: Served) -> None:
+    code, body = get(seeded.url + "api/assets/staging/customers")
+    assert code == 200
+    assert body["label"] == "Unsynced"
+    assert [c["text"] for c in body["root_causes"]] == ["staging/customers has a new code version"]
+    assert body["explain"][0] == "staging/customers: Unsynced"
+    assert [e["run_id"] for e in body["history"]] == ["dbt-run-1"]
+
+    code, body = get(seeded.url + "api/assets/staging/nope")
+    assert code == 404 and "staging/nope" in body["error"]
+    code, body = get(seeded.url + "api/assets/staging//orders")
+    assert code == 404 and "empty part" in body["error"]
+
+
+def test_changes_cursor_moves_on_events_and_definitions(
+    tmp_path: Path, serve_store: Callable[[EventStore], str]
+) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'c.db'}")
+    url = serve_store(store)
+    first = get(url + "api/changes")[1]["cursor"]
+    assert get(url + "api/changes")[1]["cursor"] == first  # stable while nothing happens
+    store.register([AssetSpec("a", code_version="1")])
+    second = get(url + "api/changes")[1]["cursor"]
+    assert second != first
+    store.record_materialization("a", run_id="r1")
+    third = get(url + "api/changes")[1]["cursor"]
+    assert third != second and third.startswith("1-")
+    store.close()
+
+
+def test_store_errors_become_json(tmp_path: Path, serve_store: Callable[[EventStore], str]) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'gone.db'}")
+    url = serve_store(store)
+    store.close()
+    (tmp_path / "gone.db").unlink()
+    (tmp_path / "gone.db").write_text("not a database")
+    code, body = get(url + "api/graph")
+    assert code == 503 and "Error" in body["error"]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_insync_ui_command_serves_the_catalog(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'cli.db'}"
+    with EventStore(url) as store:
+        store.register([AssetSpec("raw/a", kind="observable", framework="airflow")])
+    port = free_port()
+    cli = [sys.executable, "-c", "from insync.core.cli import main; main()"]
+    proc = subprocess.Popen(
+        [*cli, "--database-url", url, "ui", "--port", str(port)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                code, body = get(f"http://127.0.0.1:{port}/api/graph")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+                assert time.monotonic() < deadline, "insync ui did not answer within 30 s"
+                time.sleep(0.1)
+        assert code == 200 and [n["key"] for n in body["nodes"]] == ["raw/a"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/") as response:
+            assert b"insync asset catalog" in response.read()
+    finally:
+        proc.terminate()
+        out, _ = proc.communicate(timeout=20)
+    assert f"http://127.0.0.1:{port}/" in out
+
+
+def test_serve_rejects_a_bad_port() -> None:
+    with pytest.raises(ConfigError, match="--port between 1 and 65535"):
+        serve("sqlite://", port=70000)
+
+
+def test_static_files_ship_with_the_package_and_dagre_keeps_its_license() -> None:
+    static = files("insync.core.ui") / "static"
+    for name in ("index.html", "app.js", "layout.js", "layout-worker.js", "style.css"):
+        assert (static / name).is_file(), name
+    dagre = (static / "vendor" / "dagre.min.js").read_text(encoding="utf-8")
+    assert dagre.startswith("/*! @dagrejs/dagre 3.1.3 (MIT")
+    assert "Permission is hereby granted, free of charge" in dagre[:3000]
+    assert "sourceMappingURL" not in dagre  # no request for a map file that is not shipped
+    assert (static / "vendor" / "dagre.LICENSE.txt").is_file()
+
+
+def test_five_thousand_assets_stay_responsive(
+    tmp_path: Path, serve_store: Callable[[EventStore], str], page: Page
+) -> None:
+    """The benchmark's graph shape; timings are loose bounds (figures live in benchmarks/)."""
+    rng = random.Random(3)
+    specs = [
+        AssetSpec(
+            f"asset/{i}",
+            code_version="1",
+            deps=sorted({f"asset/{rng.randrange(i)}" for _ in range(min(i, 3))}) if i else [],
+            framework=("airflow", "dbt", "prefect")[i % 3],
+        )
+        for i in range(5000)
+    ]
+    store = EventStore(f"sqlite:///{tmp_path / 'big.db'}")
+    store.register(specs)
+    store.record_materializations([Materialization(s.key, run_id="seed") for s in specs[:4900]])
+    url = serve_store(store)
+    page.add_init_script(
+        "window.longTasks = []; new PerformanceObserver(l => l.getEntries().forEach("
+        "e => window.longTasks.push(e.duration))).observe({type: 'longtask', buffered: true});"
+    )
+    page.goto(url)
+    page.wait_for_selector("svg#graph[data-state=ready]", timeout=60_000)
+    metrics = page.evaluate("window.insyncMetrics")
+    assert metrics["nodes"] == 5000 and metrics["edges"] > 10_000
+    assert 0 < metrics["drawnNodes"] < 500  # only what is on screen is in the DOM
+    assert metrics["layoutMs"] < 5000
+    expect(page.locator("#counts")).to_have_text("4900 Synced0 Unsynced100 Never materialized")
+    expect(page.locator("#layout-info")).to_contain_text("fast layered layout")
+
+    page.click("#fit")  # every asset at once, drawn as plain boxes
+    expect(page.locator("svg#graph")).to_have_attribute("data-detail", "boxes")
+    expect(page.locator("#nodes .node-box")).to_have_count(5000)
+    page.select_option("#filter-status", "MISSING")
+    page.wait_for_function("insyncMetrics.nodes === 100")
+    page.wait_for_selector("svg#graph[data-state=ready]")
+    assert page.locator("#nodes [data-key]").count() > 0
+    # No single task held the main thread long enough to feel frozen.
+    assert max(page.evaluate("window.longTasks"), default=0) < 2000
+    store.close()
