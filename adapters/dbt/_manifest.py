@@ -248,7 +248,7 @@ def assets_from_manifest(manifest: Manifest, project_root: str) -> dict[str, Dbt
         if uid in ephemeral_parents:
             continue
         meta = _insync_meta(uid, _node_meta(node))
-        snapshot = node.resource_type == "snapshot"
+        snapshot = str(node.resource_type) == "snapshot"
         mode: DataVersionMode = meta.get("data_version", "content" if snapshot else "logical")
         assets[uid] = DbtAsset(
             unique_id=uid, name=node.name, resource_type=str(node.resource_type),

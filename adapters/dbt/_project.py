@@ -241,7 +241,8 @@ class DbtProject:
                 continue
             self.store.record_observation(
                 asset.key, version, framework=FRAMEWORK,
-                metadata={"dbt_unique_id": asset.unique_id, "observed_by": asset.observation.kind},
+                metadata={"dbt_unique_id": asset.unique_id,
+                          "observed_by": asset.observation.kind if asset.observation else None},
             )
             log.info("observed %s: new data version %s", asset.key, version)
 

@@ -98,3 +98,21 @@ def test_python_api_for_orchestrator_tasks(built_shop: Shop) -> None:
 
     with duckdb.connect(str(built_shop.warehouse)) as con:
         assert con.execute("select count(*) from main.orders").fetchone() == (6,)
+
+
+def test_selection_by_fqn_does_not_catch_a_folder_named_like_a_model(built_shop: Shop) -> None:
+    import json
+
+    # models/marts/orders/ is a folder: "fqn:shop.marts.orders" would also select its models.
+    built_shop.dir.joinpath("models/marts/orders").mkdir()
+    built_shop.edit("models/marts/orders/orders_extra.sql", "select 1 as one\n")
+    assert built_shop.build().built == ["orders_extra"]
+    built_shop.replace("models/marts/orders.sql", "as order_total", "as order_total_amount")
+    built_shop.replace("models/marts/customers.sql", "o.order_total", "o.order_total_amount")
+    report = built_shop.build()
+    assert report.built == ["orders", "customers", "revenue_by_country"]
+    assert report.outcome("orders_extra").action == "reused"
+    results = json.loads((built_shop.dir / "target" / "run_results.json").read_text())
+    ran = {r["unique_id"] for r in results["results"]}
+    assert "model.shop.orders_extra" not in ran
+    assert "model.shop.orders" in ran
