@@ -106,6 +106,8 @@ class Worker:
         for thread in self._threads[1:]:
             thread.join(timeout=2)
         text = "".join(self.stderr).strip()
+        if len(text) > 12_000:  # eight identical tracebacks say no more than two
+            text = f"{text[:8_000]}\n[... {len(text) - 11_000} characters cut ...]\n{text[-3_000:]}"
         return f"; its stderr:\n{text}" if text else " (no stderr)"
 
 
@@ -217,6 +219,11 @@ def check_many_writers(url: str, results: list[dict[str, Any]], rounds: int, *, 
         counts = Counter(str(e.key) for e in events.values())
         assert counts[w.SHARED_A] == rounds * len(results)
         assert counts[w.SHARED_B] == rounds * len(results)
+    # Under the API: one latest row per asset and kind, each naming that pair's newest event.
+    raw = raw_integrity(url)
+    assert raw["events"] == len(events)
+    assert raw["latest"] == len({(e.key, e.kind) for e in events.values()})
+    assert raw["orphan_inputs"] == raw["orphan_latest"] == raw["lagging_latest"] == 0
 
 
 # ------------------------------------------------------------------------- many writers
@@ -454,7 +461,7 @@ def test_concurrent_registrations_cannot_close_a_cycle(
     backend: str, request: pytest.FixtureRequest, tmp_path: Path
 ) -> None:
     url = str(request.getfixturevalue(f"{backend}_url"))
-    count, rounds = 4 if backend == "sqlite" else 8, 3
+    count, rounds = (4, 3) if backend == "sqlite" else (8, 2)
     rings = [f"r{r}p{pair}" for r in range(rounds) for pair in range(count // 2)]
     with EventStore(url) as store:
         store.register([spec for ring in rings for spec in w.ring_specs(ring)])
