@@ -88,10 +88,8 @@ def key_from_asset_name(name: str) -> AssetKey:
         like ``Asset(name="raw/orders", uri=...)`` or pass ``key=`` explicitly.
     """
     scheme, sep, rest = name.partition("://")
-    if sep and scheme and "/" not in scheme:
-        parts = [scheme, *rest.strip("/").split("/")]
-    else:
-        parts = name.split("/")
+    is_uri = bool(sep and scheme and "/" not in scheme)
+    parts = [scheme, *rest.strip("/").split("/")] if is_uri else name.split("/")
     try:
         return AssetKey(parts)
     except InvalidAssetKey as exc:

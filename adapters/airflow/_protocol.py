@@ -39,7 +39,7 @@ from ._keys import VersionSettings, asset_key_for, deps_for
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["FRAMEWORK", "XCOM_MARKER_KEY", "run_versioned", "run_id_of"]
+__all__ = ["FRAMEWORK", "XCOM_MARKER_KEY", "run_id_of", "run_versioned"]
 
 log = logging.getLogger("insync.airflow")
 
@@ -97,8 +97,7 @@ def _forced(context: Context, key: AssetKey) -> bool:
         value = [value]
     if not isinstance(value, list | tuple):
         raise ConfigError(
-            f"dag_run.conf[{FORCE_CONF_KEY!r}] = {value!r}; use true or a list of asset keys "
-            "or task ids"
+            f"dag_run.conf[{FORCE_CONF_KEY!r}] = {value!r}; use true or a list of asset keys or task ids"
         )
     return str(key) in value or context["ti"].task_id in value
 

@@ -11,7 +11,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
-
 from insync.core import AssetKey, EventStore
 
 from ._keys import VersionSettings, asset_key_for, settings_of
@@ -70,9 +69,7 @@ class InsyncObservationSensor(BaseSensorOperator):
         self.consumers = None if consumers is None else [str(AssetKey.parse(c)) for c in consumers]
         self.deferrable = deferrable
         self.wait_for_change = wait_for_change
-        self._insync_settings = VersionSettings(
-            key=key, code_version=None, store=store, kind="observable"
-        )
+        self._insync_settings = VersionSettings(key=key, code_version=None, store=store, kind="observable")
 
     def _key(self) -> AssetKey:
         return asset_key_for(self, self._insync_settings)

@@ -106,7 +106,7 @@ def versioned(
     )
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
-        if not callable(func) or hasattr(func, "override") and hasattr(func, "expand"):
+        if not callable(func) or (hasattr(func, "override") and hasattr(func, "expand")):
             raise ConfigError(
                 f"@versioned got {func!r}; put it below @task (on the plain function), or use "
                 "versioned_operator(...) for an operator"
@@ -138,9 +138,22 @@ def _versioned_class(cls: type[Any], settings: VersionSettings) -> type[Any]:
         parent = super(subclass, self)
         return run_versioned(context, settings, lambda: parent.execute(context))
 
+    def resume_execution(
+        self: BaseOperator, next_method: str, next_kwargs: dict[str, Any] | None, context: Context
+    ) -> Any:
+        # A deferred operator finishes in a new process: check again there and record then
+        # (its inputs are snapshot at resume time, after the deferral).
+        parent = super(subclass, self)
+        return run_versioned(
+            context,
+            settings,
+            lambda: parent.resume_execution(next_method, next_kwargs, context),  # type: ignore[misc]
+        )
+
     execute.__doc__ = _EXECUTE_DOC
     namespace = {
         "execute": execute,
+        "resume_execution": resume_execution,
         "__module__": cls.__module__,
         "__qualname__": cls.__qualname__,
         "_insync_settings": settings,

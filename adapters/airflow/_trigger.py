@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
-
 from insync.core import AssetKey, ConfigError, EventStore
 
 from ._keys import key_from_asset_name

@@ -62,5 +62,5 @@ def _sqlalchemy_url(uri: str) -> str:
     # Airflow connection URIs say postgres://; SQLAlchemy 2 only knows postgresql://.
     for old, new in (("postgres://", "postgresql+psycopg://"), ("postgresql://", "postgresql+psycopg://")):
         if uri.startswith(old):
-            return new + uri[len(old):]
+            return new + uri[len(old) :]
     return uri

@@ -45,7 +45,6 @@ def _marked(asset: Any) -> bool:
 
 def _apply(task: Any, outlets: list[Any], inlets: list[Any]) -> None:
     from airflow.exceptions import AirflowClusterPolicyViolation
-
     from insync.core import InsyncError
 
     from ._keys import VersionSettings, insync_extra, settings_of

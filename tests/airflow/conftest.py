@@ -134,9 +134,7 @@ class AirflowHarness:
                 name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
                 states[name] = str(ti.state)
             rows = session.scalars(
-                select(XComModel).where(
-                    XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id
-                )
+                select(XComModel).where(XComModel.dag_id == dag_id, XComModel.run_id == dag_run.run_id)
             ).all()
             found = [(r.task_id, r.map_index, r.key, XComModel.deserialize_value(r)) for r in rows]
         for task_id, map_index, key, decoded in found:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from insync.core import EventStore
 
-CHAIN = '''
+CHAIN = """
 from airflow.sdk import dag, task
 from insync.adapters.airflow import versioned
 
@@ -28,7 +28,7 @@ def chain():
     c(b(a()))
 
 chain()
-'''
+"""
 
 
 def test_chain_skips_in_sync_and_runs_new_code_version(airflow):
@@ -66,7 +66,7 @@ def test_chain_skips_in_sync_and_runs_new_code_version(airflow):
         assert latest_c.framework == "airflow"
 
 
-FAILING = '''
+FAILING = """
 from airflow.sdk import dag, task
 from insync.adapters.airflow import versioned
 
@@ -85,7 +85,7 @@ def failing():
     boom(ok())
 
 failing()
-'''
+"""
 
 
 def test_failing_task_records_nothing(airflow):
@@ -101,7 +101,7 @@ def test_failing_task_records_nothing(airflow):
     assert again.states["boom"] == "failed"
 
 
-RETRY = '''
+RETRY = """
 from datetime import timedelta
 from airflow.sdk import dag, task, Asset
 from insync.adapters.airflow import versioned
@@ -125,7 +125,7 @@ def retry():
     produce()
 
 retry()
-'''
+"""
 
 
 def test_retry_after_record_does_not_record_twice(airflow):

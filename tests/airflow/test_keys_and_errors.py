@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from insync.core import ConfigError, InvalidAssetKey
 
 
@@ -36,15 +35,12 @@ def test_a_name_with_an_empty_part_says_how_to_fix_it():
 def test_task_key_rules():
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.sdk import DAG, Asset
-
     from insync.adapters.airflow._keys import VersionSettings, asset_key_for
 
     with DAG("etl", schedule=None):
         plain = BashOperator(task_id="load", bash_command="x")
         one = BashOperator(task_id="one", bash_command="x", outlets=[Asset("raw/orders")])
-        two = BashOperator(
-            task_id="two", bash_command="x", outlets=[Asset("raw/a"), Asset("raw/b")]
-        )
+        two = BashOperator(task_id="two", bash_command="x", outlets=[Asset("raw/a"), Asset("raw/b")])
         chosen = BashOperator(
             task_id="chosen",
             bash_command="x",
@@ -63,7 +59,6 @@ def test_task_key_rules():
 def test_bad_settings_fail_when_the_dag_is_parsed():
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.sdk import DAG
-
     from insync.adapters.airflow import versioned, versioned_operator
 
     with pytest.raises(InvalidAssetKey, match="key="):
@@ -84,7 +79,6 @@ def test_bad_settings_fail_when_the_dag_is_parsed():
 
 def test_versioned_above_task_is_refused_with_the_fix():
     from airflow.sdk import task
-
     from insync.adapters.airflow import versioned
 
     @task
@@ -98,7 +92,6 @@ def test_versioned_above_task_is_refused_with_the_fix():
 def test_wrapping_keeps_the_operator_class_name_for_the_ui():
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.sdk import DAG
-
     from insync.adapters.airflow import versioned_operator
 
     with DAG("names", schedule=None):

@@ -7,10 +7,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from insync.core import ConfigError, EventStore
 
-OBSERVED = '''
+OBSERVED = """
 from pathlib import Path
 from airflow.sdk import dag, task, Asset
 from insync.adapters.airflow import InsyncObservationSensor, versioned
@@ -51,7 +50,7 @@ def observed():
     unrelated()
 
 observed()
-'''
+"""
 
 
 def test_edited_source_reruns_exactly_the_downstream_chain(airflow, tmp_path: Path):
@@ -91,7 +90,7 @@ def test_edited_source_reruns_exactly_the_downstream_chain(airflow, tmp_path: Pa
     assert [e["data_version"] for e in events] == [str(o.data_version) for o in reversed(observations)]
 
 
-WAITING = '''
+WAITING = """
 from airflow.sdk import dag, task
 from insync.adapters.airflow import InsyncObservationSensor, versioned
 from insync_airflow_test_sources import flip
@@ -116,7 +115,7 @@ def waiting():
     watch >> consume()
 
 waiting()
-'''
+"""
 
 
 @pytest.mark.parametrize(
@@ -157,7 +156,6 @@ def _first_event(trigger: Any, timeout: float) -> Any:
 
 def test_trigger_fires_on_change_and_not_without(tmp_path: Path, sqlite_url: str):
     from airflow.sdk import Asset, AssetWatcher
-
     from insync.adapters.airflow import InsyncObservationTrigger
     from insync.adapters.airflow.observe import observe_file
 
@@ -200,7 +198,6 @@ def test_trigger_rejects_functions_the_triggerer_cannot_import():
 
 def test_observe_sql_and_directory(tmp_path: Path, sqlite_url: str):
     import sqlalchemy as sa
-
     from insync.adapters.airflow.observe import observe_directory, observe_sql
 
     url = f"sqlite:///{tmp_path / 'src.db'}"

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from insync.core import EventStore
 
-BASH = '''
+BASH = """
 from airflow.sdk import dag, Asset
 from airflow.providers.standard.operators.bash import BashOperator
 from insync.adapters.airflow import versioned_operator
@@ -23,7 +23,7 @@ def bash():
     )
 
 bash()
-'''
+"""
 
 
 def test_bash_operator_wrapper_skips_and_emits_asset_events(airflow, tmp_path: Path):
@@ -69,7 +69,7 @@ def test_bash_operator_auto_code_version_follows_the_command(airflow, tmp_path: 
     assert changed.xcoms["export"] == "b"
 
 
-MAPPED = '''
+MAPPED = """
 from airflow.sdk import dag, task
 from airflow.providers.standard.operators.bash import BashOperator
 from insync.adapters.airflow import versioned, versioned_operator
@@ -94,7 +94,7 @@ def mapped():
     )
 
 mapped()
-'''
+"""
 
 
 def test_mapped_tasks_are_one_asset_partition_per_map_index(airflow):
@@ -120,7 +120,7 @@ def test_mapped_tasks_are_one_asset_partition_per_map_index(airflow):
     assert {"mapped/shout/0", "mapped/shout/1"} <= keys
 
 
-OUTLETS = '''
+OUTLETS = """
 from airflow.sdk import dag, task, Asset
 from insync.adapters.airflow import versioned
 
@@ -139,7 +139,7 @@ def outlets():
     orders() >> summary()
 
 outlets()
-'''
+"""
 
 
 def test_asset_names_map_to_keys_and_user_data_version(airflow):
@@ -154,3 +154,48 @@ def test_asset_names_map_to_keys_and_user_data_version(airflow):
     # The inlet and the versioned upstream task name the same asset: one dependency.
     assert [str(i.key) for i in summary.inputs] == ["s3/lake/raw/orders.csv"]
     assert airflow.asset_events("analytics/summary")[0]["data_version"] == "n=1"
+
+
+DEFERRING = """
+from datetime import timedelta
+from airflow.sdk import dag, BaseOperator
+from airflow.providers.standard.triggers.temporal import TimeDeltaTrigger
+from insync.adapters.airflow import versioned_operator
+
+
+class WaitThenAnswer(BaseOperator):
+    def execute(self, context):
+        self.defer(trigger=TimeDeltaTrigger(timedelta(seconds=0)), method_name="done")
+
+    def done(self, context, event=None):
+        return 42
+
+
+@dag(dag_id="deferring", schedule=None)
+def deferring():
+    versioned_operator(WaitThenAnswer(task_id="answer"), code_version="v1")
+
+deferring()
+"""
+
+
+def test_deferrable_operator_is_recorded_when_it_resumes(airflow):
+    path = airflow.write(DEFERRING)
+    first = airflow.run(path, "deferring")
+    assert first.states == {"answer": "success"}
+    assert first.decisions == {"answer": "run"}
+    assert first.xcoms["answer"] == 42
+    second = airflow.run(path, "deferring")
+    assert second.decisions == {"answer": "skip"}  # no deferral at all this time
+    assert second.xcoms["answer"] == 42
+    with EventStore() as store:
+        assert len(store.history("deferring/answer")) == 1
+
+
+def test_a_postgres_store(airflow, postgres_url: str, monkeypatch):
+    monkeypatch.setenv("INSYNC_DATABASE_URL", postgres_url)
+    path = airflow.write(DEFERRING.replace('"deferring"', '"deferring_pg"'))
+    assert airflow.run(path, "deferring_pg").decisions == {"answer": "run"}
+    assert airflow.run(path, "deferring_pg").decisions == {"answer": "skip"}
+    with EventStore(postgres_url) as store:
+        assert [e.framework for e in store.history("deferring_pg/answer")] == ["airflow"]

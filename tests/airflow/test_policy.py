@@ -8,7 +8,6 @@ import textwrap
 from pathlib import Path
 
 import pytest
-
 from insync.core import EventStore
 
 
@@ -16,7 +15,6 @@ from insync.core import EventStore
 def policy_registered() -> None:
     """Register the policy module the way the `airflow.policy` entry point would."""
     from airflow.settings import get_policy_plugin_manager
-
     from insync.adapters.airflow import policy
 
     manager = get_policy_plugin_manager()
@@ -24,7 +22,7 @@ def policy_registered() -> None:
         manager.register(policy)
 
 
-POLICY_DAG = '''
+POLICY_DAG = """
 from airflow.sdk import dag, task, Asset
 from airflow.providers.standard.operators.bash import BashOperator
 
@@ -47,7 +45,7 @@ def policy():
     total(numbers()) >> report >> plain
 
 policy()
-'''
+"""
 
 
 def test_policy_versions_marked_tasks_only(airflow, policy_registered):
@@ -69,7 +67,7 @@ def test_policy_versions_marked_tasks_only(airflow, policy_registered):
         assert [e.code_version for e in store.history("policy/report")] == ["r2", "r1"]
 
 
-BAD_POLICY_DAG = '''
+BAD_POLICY_DAG = """
 from airflow.sdk import dag, task, Asset
 
 @dag(dag_id="bad_policy", schedule=None)
@@ -81,7 +79,7 @@ def bad_policy():
     numbers()
 
 bad_policy()
-'''
+"""
 
 
 def test_policy_rejects_unknown_settings_as_an_import_error(airflow, policy_registered):

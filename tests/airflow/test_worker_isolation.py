@@ -7,14 +7,13 @@ import traceback
 from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
-
 import insync.adapters.airflow as adapter
+import pytest
 
 ADAPTER_DIR = str(Path(adapter.__file__).parent)
 EXECUTION_API = "api_fastapi/execution_api"
 
-ISOLATION = '''
+ISOLATION = """
 from airflow.sdk import dag, task, Asset
 from insync.adapters.airflow import versioned
 
@@ -41,7 +40,7 @@ def isolation():
     total(numbers()) >> direct_db_access()
 
 isolation()
-'''
+"""
 
 
 def _origin(dags: str) -> str | None:

@@ -14,7 +14,6 @@ import os
 from pathlib import Path
 
 from airflow.sdk import Asset, dag, task
-
 from insync.adapters.airflow import InsyncObservationSensor, versioned
 from insync.adapters.airflow.observe import observe_file
 

@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 from airflow.sdk import Asset, AssetWatcher, dag, task
-
 from insync.adapters.airflow import InsyncObservationTrigger, versioned
 
 NUMBERS_FILE = os.environ.get(
