@@ -93,6 +93,13 @@ def test_clicking_a_node_shows_causes_in_the_words_of_insync_why(seeded: Served,
         [line.strip() for line in explain(seeded.store.status("staging/orders"))]
     )
 
+    # Keyboard users reach the same panel.
+    node(page, "raw/customers").focus()
+    page.keyboard.press("Enter")
+    expect(panel.locator(".panel-key")).to_have_text("raw/customers")
+    expect(panel.locator(".explain li")).to_have_text(["raw/customers: Synced"])
+    expect(panel.locator(".cause-tree")).to_have_count(0)
+
     # Pending upstream changes are explained too, and the dependency links navigate.
     node(page, "marts/customer_orders").click()
     expect(panel.locator(".explain li")).to_contain_text(

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from _ui_seed import EXPECTED_LABELS, Served
+from _ui_seed import EXPECTED_LABELS, Served, seed
 from insync.core import AssetSpec, ConfigError, EventStore, Materialization
 from insync.core.ui import serve
 from playwright.sync_api import Page, expect
@@ -40,6 +40,15 @@ def test_graph_endpoint(seeded: Served) -> None:
     assert marts["deps"] == ["staging/customers", "staging/orders"]
     assert marts["status"] == "FRESH" and marts["code_version"] == "v1" and marts["framework"] == "dbt"
     assert body["cursor"] == get(seeded.url + "api/changes")[1]["cursor"]
+
+
+def test_graph_endpoint_on_postgresql(postgres_url: str, serve_store: Callable[[EventStore], str]) -> None:
+    store = EventStore(postgres_url)
+    seed(store)
+    code, body = get(serve_store(store) + "api/graph")
+    assert code == 200
+    assert {n["key"]: n["label"] for n in body["nodes"]} == EXPECTED_LABELS
+    store.close()
 
 
 def test_asset_endpoint_and_unknown_keys(seeded: Served) -> None:

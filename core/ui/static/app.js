@@ -286,7 +286,7 @@
     const pillW = n.label.length * 6.6 + 16;
     const fwW = fw.length * 6.6 + 14;
     return (
-      `<g class="node st-${n.status}${sel}" data-key="${esc(n.key)}" transform="translate(${x},${y})">` +
+      `<g class="node st-${n.status}${sel}" data-key="${esc(n.key)}" transform="translate(${x},${y})" tabindex="0" role="button">` +
       `<title>${esc(n.key)} (${esc(n.label)})</title>` +
       `<rect class="box" width="${L.NODE_W}" height="${L.NODE_H}" rx="8"></rect>` +
       `<rect class="bar" width="6" height="${L.NODE_H}" rx="3"></rect>` +
@@ -402,6 +402,13 @@
   nodeLayer.addEventListener("click", (event) => {
     const target = event.target.closest("[data-key]");
     if (target) select(target.dataset.key);
+  });
+  nodeLayer.addEventListener("keydown", (event) => {
+    const target = event.target.closest("[data-key]");
+    if (target && (event.key === "Enter" || event.key === " ")) {
+      event.preventDefault();
+      select(target.dataset.key);
+    }
   });
   nodeLayer.addEventListener("mouseover", (event) => {
     const target = event.target.closest(".node-box");
