@@ -1,8 +1,13 @@
 """Real concurrency against `insync.core.EventStore`: many OS processes, one store.
 
-Workers are separate interpreters (`_workers.py`, started with subprocess) so nothing is shared but
-the database. They start writing together (a barrier file), report every event they appended, and
-any exception in a worker fails the test with the worker's traceback.
+Workers run `_workers.py` in a fresh interpreter started with subprocess; groups of workers are
+forked from one such interpreter before any store is opened (imports paid once; each process opens
+its own connections, so only the database is shared). They start together (a barrier file),
+report every event they appended, and any exception in a worker fails the test with its traceback.
+
+Covered, on SQLite and PostgreSQL: many writers plus a reader (every event accounted for, ids,
+latest index, provenance, statuses), SIGKILL inside an append and inside the first migration,
+racing first opens (one migration), racing registrations that would close a cycle.
 """
 
 from __future__ import annotations
@@ -24,7 +29,7 @@ import pytest
 import sqlalchemy as sa
 from insync.core import AssetKey, DataVersion, Event, EventStore, StaleStatus
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parent))  # also under --import-mode=importlib
 import _workers as w
 
 WORKERS = Path(__file__).with_name("_workers.py")
