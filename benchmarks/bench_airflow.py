@@ -5,8 +5,9 @@
 Runs a DAG of N chained versioned tasks with real `dag.test()` (temp Airflow home, sqlite
 metadata DB) three times: run 1 executes every task for the first time (check + definition
 registration + record + value cache write), run 2 skips every task (check + cached value read),
-run 3 forces every task to run again (check + record + value cache write: the steady state). Each task instance reports what insync added to it
-(`overhead_ms` in its `insync` XCom marker: everything in the wrapper except the user's code).
+run 3 forces every task to run again (check + record + value cache write: the steady state).
+Each task instance reports what insync added to it (`overhead_ms` in its `insync` XCom
+marker: everything in the wrapper except the user's code).
 Prints the median and 90th percentile per store.
 """
 
@@ -21,7 +22,7 @@ import tempfile
 import uuid
 from pathlib import Path
 
-DAG_TEMPLATE = '''
+DAG_TEMPLATE = """
 from airflow.sdk import dag, task
 from insync.adapters.airflow import versioned
 
@@ -37,7 +38,7 @@ def bench():
         previous = step(previous) if previous is not None else step()
 
 bench()
-'''
+"""
 
 
 def _overheads(dag_id: str, dag_run_id: str) -> list[float]:
@@ -133,9 +134,7 @@ def main(argv: list[str] | None = None) -> None:
             with admin.connect() as conn:
                 conn.execute(sa.text(f'CREATE DATABASE "{pg_name}"'))
             pg_url = sa.make_url(args.postgres).set(database=pg_name)
-            postgres = _measure(
-                dags, args.tasks, "postgres", pg_url.render_as_string(hide_password=False)
-            )
+            postgres = _measure(dags, args.tasks, "postgres", pg_url.render_as_string(hide_password=False))
         except sa.exc.OperationalError as exc:
             print(f"PostgreSQL unavailable ({exc.orig}); SQLite only", file=sys.stderr)
         print(f"\ninsync overhead per Airflow task ({args.tasks} chained tasks)")
