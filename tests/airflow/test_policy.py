@@ -120,3 +120,27 @@ def test_airflow_local_settings_installs_the_policy(tmp_path: Path):
     )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip().splitlines()[-1] == "auto False"
+
+
+MAPPED_POLICY_DAG = """
+from airflow.sdk import dag, Asset
+from airflow.providers.standard.operators.bash import BashOperator
+
+@dag(dag_id="policy_mapped", schedule=None)
+def policy_mapped():
+    BashOperator.partial(
+        task_id="shout", outlets=[Asset("policy/shout", extra={"insync": True})]
+    ).expand(bash_command=["echo one", "echo two"])
+
+policy_mapped()
+"""
+
+
+def test_policy_versions_mapped_operators_per_map_index(airflow, policy_registered):
+    path = airflow.write(MAPPED_POLICY_DAG)
+    assert airflow.run(path, "policy_mapped").decisions == {"shout[0]": "run", "shout[1]": "run"}
+    second = airflow.run(path, "policy_mapped")
+    assert second.decisions == {"shout[0]": "skip", "shout[1]": "skip"}
+    assert second.xcoms == {"shout[0]": "one", "shout[1]": "two"}
+    with EventStore() as store:
+        assert {"policy/shout/0", "policy/shout/1"} <= {str(k) for k in store.definitions()}
