@@ -46,14 +46,18 @@ def test_bash_operator_wrapper_skips_and_emits_asset_events(airflow, tmp_path: P
     assert third.decisions == {"export": "run"}
     assert counter.read_text().count("ran") == 2
 
+    forced = airflow.run(path, "bash", conf={"insync_force": ["export"]})
+    assert forced.decisions == {"export": "run"}
+    assert counter.read_text().count("ran") == 3
+
     with EventStore() as store:
         history = store.history("exports/report")
-    assert len(history) == 2
+    assert len(history) == 3
     events = airflow.asset_events("exports/report")
     # One Airflow asset event per real materialization (none for the skipped run 2), carrying
     # the insync versions.
     assert [e["data_version"] for e in events] == [str(e.data_version) for e in reversed(history)]
-    assert [e["code_version"] for e in events] == ["v1", "v2"]
+    assert [e["code_version"] for e in events] == ["v1", "v2", "v2"]
     assert {e["insync_key"] for e in events} == {"exports/report"}
 
 
