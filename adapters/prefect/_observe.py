@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from prefect import flow, task
+from prefect import Flow, task
 from prefect.cache_policies import NO_CACHE
 from prefect.context import FlowRunContext
 from prefect.events import DeploymentEventTrigger, emit_event
@@ -23,12 +24,40 @@ from insync.core import (
 from ._runtime import FRAMEWORK, open_store
 
 if TYPE_CHECKING:
-    from prefect import Flow
+    from prefect.deployments.runner import RunnerDeployment
 
 SOURCE_CHANGED_EVENT: Final = "insync.source.changed"
 _RESOURCE_PREFIX: Final = "insync.asset."
 
 Observe = Callable[[], DataVersion | str]
+
+
+class _ObservationFlow(Flow[[], dict[str, str]]):
+    """A flow built by `observation_flow`, deployable from the module that assigned it.
+
+    Prefect deploys a flow as `file:function`, to import and run elsewhere; this flow's function
+    lives inside insync, so the entrypoint is pointed at the user's module and the module-level
+    name the flow is bound to there.
+    """
+
+    def _point_entrypoint_at_owner(self) -> None:
+        owner = sys.modules.get(self.__module__)
+        for name, value in vars(owner).items() if owner is not None else ():
+            if value is self:
+                self.fn.__qualname__ = name
+                return
+        raise ConfigError(
+            f"observation flow {self.name!r} must be assigned to a module-level variable to "
+            f"be deployed, e.g. `observe = observation_flow(...)` at the top of the file"
+        )
+
+    def to_deployment(self, *args: Any, **kwargs: Any) -> RunnerDeployment:  # type: ignore[override]
+        self._point_entrypoint_at_owner()
+        return super().to_deployment(*args, **kwargs)  # type: ignore[no-any-return]
+
+    async def ato_deployment(self, *args: Any, **kwargs: Any) -> RunnerDeployment:
+        self._point_entrypoint_at_owner()
+        return await super().ato_deployment(*args, **kwargs)
 
 
 def _resource_id(key: AssetKey) -> str:
@@ -94,7 +123,7 @@ def observation_flow(
     the others; the flow run fails at the end naming every failed source. It returns
     `{asset key: data version}` for the sources observed.
 
-    Example::
+    Example (assign it at module level so deployments can import it)::
 
         observe = observation_flow({"raw/orders": lambda: observe_file("data/orders.csv")})
         observe.serve(name="observe-orders", interval=60)
@@ -128,7 +157,6 @@ def observation_flow(
         for key in parsed
     }
 
-    @flow(name=name, persist_result=False)
     def observe_sources() -> dict[str, str]:
         open_store(store).register(specs)
         states = {
@@ -140,7 +168,10 @@ def observation_flow(
             raise ObservationError(f"{len(failed)} source(s) could not be observed: {reasons}")
         return {str(key): state.result() for key, state in states.items()}
 
-    return observe_sources
+    observer = _ObservationFlow(observe_sources, name=name, persist_result=False)
+    # Deployments import the flow from the module that called us (see _ObservationFlow).
+    observer.__module__ = sys._getframe(1).f_globals.get("__name__", observer.__module__)
+    return observer
 
 
 def source_changed_trigger(

@@ -12,7 +12,7 @@ before Prefect commits the result under that key.
 from __future__ import annotations
 
 import functools
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from prefect.cache_policies import CachePolicy
@@ -20,7 +20,7 @@ from prefect.context import AssetContext, TaskRunContext
 from prefect.logging import get_run_logger
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
 
-from insync.core import ConfigError, Step
+from insync.core import NO_VALUE, ConfigError, Step
 
 from ._binding import Binding
 from ._runtime import (
@@ -48,8 +48,9 @@ class _Pending:
 
 
 # Task run id -> the attempt's decision (or the error raised while deciding). The policy puts,
-# the wrapper pops; a Cached run never calls the wrapper, so the map is bounded.
-_PENDING: BoundedMap[UUID, _Pending | BaseException] = BoundedMap()
+# the wrapper pops within the same attempt; a Cached run never calls the wrapper, so the map
+# is bounded (far above the task runs one process has in flight at once).
+_PENDING: BoundedMap[UUID, _Pending | BaseException] = BoundedMap(limit=16_384)
 
 
 def _refresh_requested(task: Task[Any, Any]) -> bool:
@@ -112,10 +113,14 @@ class InsyncCachePolicy(CachePolicy):
             latest = store.latest_event(binding.key, kind="materialization")
             recorded = latest.metadata.get(CACHE_KEY_FIELD) if latest is not None else None
             key = recorded if isinstance(recorded, str) else fresh_key
-            if binding.value_cache is not None and not result_store.exists(key):
-                # The value lives in the insync value cache only (materialized elsewhere, or
-                # Prefect's storage was cleared): hand it to Prefect so the run still ends Cached.
-                result_store.write(obj=decision.value, key=key)
+            if binding.value_cache is not None:
+                if not result_store.exists(key):
+                    # The value lives in the insync value cache only (materialized elsewhere,
+                    # or Prefect's storage was cleared): hand it to Prefect so the run still
+                    # ends Cached.
+                    result_store.write(obj=decision.value, key=key)
+                # The pending entry outlives a Cached run; it must not pin a large value.
+                step.decision = replace(decision, value=NO_VALUE)
         else:
             key = fresh_key
             if not refresh and result_store.exists(key):
