@@ -108,6 +108,11 @@ def split_args(args: Sequence[str]) -> DbtArgs:
             continue
         build.append(arg)
         i += 1
+    if "--empty" in build:
+        raise ConfigError(
+            "--empty builds relations without rows, which insync would record as in sync; "
+            "run plain `dbt build --empty` for schema checks"
+        )
     return DbtArgs(tuple(project), tuple(selection), tuple(build),
                    full_refresh="--full-refresh" in build or "-f" in build)
 
@@ -147,8 +152,11 @@ class DbtInvoker:
 
         :raises DbtError: a node failed to compile (its Jinja or a macro raised).
         """
+        # No relation cache: compiling needs none, and a macro that looks a relation up
+        # still gets a live answer from the adapter.
         result = self._invoke(["compile", "--select", "resource_type:model resource_type:snapshot",
-                               "--indirect-selection", "empty", "--no-write-json"])
+                               "--indirect-selection", "empty", "--no-write-json",
+                               "--no-populate-cache"])
         if not result.success:
             raise DbtError(f"dbt compile failed: {_why(result)}; fix the model, then retry")
 
@@ -182,12 +190,13 @@ class DbtInvoker:
         rows: list[dict[str, Any]] = json.loads(previews[-1])
         return rows
 
-    def execute(self, command: str, select: Sequence[str],
+    def execute(self, command: str, selection: Sequence[str],
                 exclude: Sequence[str] = ()) -> RunExecutionResult | None:
-        """Run `dbt build|run` on exactly the given selectors, with the user's other args."""
-        argv = [command, "--select", *select]
-        if exclude:
-            argv += ["--exclude", *exclude]
+        """Run `dbt build|run` with these selection options and the user's other args.
+
+        :raises DbtError: dbt could not start (its arguments or project are unusable).
+        """
+        argv = [command, *selection, *exclude]
         # A manifest dbt has compiled once marks ephemeral CTEs as injected, and a second
         # compile of it then drops them (`__dbt__cte__x does not exist`): let dbt re-parse
         # (partial parsing makes that cheap) instead of reusing ours.

@@ -51,6 +51,11 @@ def test_split_args_refuses_an_option_without_value() -> None:
         split_args(["--target"])
 
 
+def test_split_args_refuses_empty_builds() -> None:
+    with pytest.raises(ConfigError, match="--empty builds relations without rows"):
+        split_args(["--empty"])
+
+
 def test_unknown_meta_key_is_named_with_the_fix() -> None:
     with pytest.raises(ConfigError, match=r"model\.x\.y: unknown meta\.insync key\(s\) colour; use"):
         _manifest._insync_meta("model.x.y", {"insync": {"colour": "red"}})
