@@ -25,4 +25,5 @@ def serve(url: str | None = None, host: str = "127.0.0.1", port: int = 8765) -> 
         raise ConfigError(f"port {port} is not a TCP port; pass --port between 1 and 65535")
     with EventStore(url) as store:
         print(f"insync ui: {store} on http://{host}:{port}/ (Ctrl-C to stop)", flush=True)
-        uvicorn.run(create_app(store), host=host, port=port, log_level="warning", lifespan="off")
+        # No websockets or lifespan: plain HTTP polling keeps the server dependency-light.
+        uvicorn.run(create_app(store), host=host, port=port, log_level="warning", lifespan="off", ws="none")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import random
 import socket
 import subprocess
@@ -108,7 +107,6 @@ def test_insync_ui_command_serves_the_catalog(tmp_path: Path) -> None:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
     )
     try:
         deadline = time.monotonic() + 30
@@ -127,6 +125,19 @@ def test_insync_ui_command_serves_the_catalog(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert f"http://127.0.0.1:{port}/" in out
+
+
+def test_empty_store_says_how_to_fill_it(
+    tmp_path: Path, serve_store: Callable[[EventStore], str], page: Page
+) -> None:
+    store = EventStore(f"sqlite:///{tmp_path / 'empty.db'}")
+    page.goto(serve_store(store))
+    page.wait_for_selector("svg#graph[data-state=ready]")
+    expect(page.locator("#empty")).to_have_text(
+        "No assets in this store yet: run a pipeline with an insync adapter, or register assets."
+    )
+    expect(page.locator("#counts")).to_have_text("0 Synced0 Unsynced0 Never materialized")
+    store.close()
 
 
 def test_serve_rejects_a_bad_port() -> None:

@@ -24,7 +24,7 @@
     cursor: null,
     keys: [], // visible (filtered) node keys, layout order
     edges: [], // [parentIndex, childIndex] among `keys`
-    structure: "",
+    structure: null, // never equal to a real graph's, so the first load always lays out
     layout: null,
     edgeBoxes: null,
     layoutId: 0,
@@ -57,7 +57,7 @@
     state.byKey = new Map(graph.nodes.map((n) => [n.key, n]));
     fillFrameworks(graph);
     showCounts(graph.nodes);
-    applyFilters();
+    applyFilters(true);
     setLive();
   }
 
@@ -81,7 +81,8 @@
       `<span class="count st-MISSING" data-status="MISSING">${counts.MISSING} Never materialized</span>`;
   }
 
-  function applyFilters() {
+  // `fromRefresh`: new store data, not a user action, so a user's pan and zoom are kept.
+  function applyFilters(fromRefresh) {
     const framework = $("filter-framework").value;
     const status = $("filter-status").value;
     const text = $("filter-text").value.trim().toLowerCase();
@@ -107,7 +108,7 @@
     if (structure !== state.structure) {
       state.structure = structure;
       state.edges = edges;
-      relayout();
+      relayout(fromRefresh === true && state.layout !== null && !state.autoFit);
     } else {
       draw(true); // same graph, new labels: keep positions and the user's view
     }
@@ -117,7 +118,7 @@
   let worker = null;
   let workerTimer = null;
 
-  function relayout() {
+  function relayout(keepView) {
     const id = ++state.layoutId;
     const n = state.keys.length;
     const started = performance.now();
@@ -125,18 +126,18 @@
     metrics.layoutMs = performance.now() - started;
     metrics.nodes = n;
     metrics.edges = state.edges.length;
-    initialView();
+    if (!keepView) initialView();
     draw(true);
     if (n > 1 && n <= L.DAGRE_MAX_NODES && !state.layout.wrapped) {
       svg.dataset.state = "refining";
-      refineWithDagre(id, n, state.edges);
+      refineWithDagre(id, n, state.edges, keepView);
     } else {
       svg.dataset.state = "ready";
       layoutInfo(n > L.DAGRE_MAX_NODES ? `fast layered layout (over ${L.DAGRE_MAX_NODES} assets)` : n > 1 ? "fast layered layout" : "");
     }
   }
 
-  function refineWithDagre(id, n, edges) {
+  function refineWithDagre(id, n, edges, keepView) {
     stopWorker();
     worker = new Worker("static/layout-worker.js");
     worker.onmessage = (event) => {
@@ -148,7 +149,7 @@
       } else {
         metrics.dagreMs = ms;
         setLayout(result);
-        initialView();
+        if (!keepView) initialView();
         draw(true);
         layoutInfo("");
       }
