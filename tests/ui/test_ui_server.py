@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from importlib.resources import files
 from pathlib import Path
 from typing import Any
@@ -77,6 +78,24 @@ def test_changes_cursor_moves_on_events_and_definitions(
     store.record_materialization("a", run_id="r1")
     third = get(url + "api/changes")[1]["cursor"]
     assert third != second and third.startswith("1-")
+    store.close()
+
+
+def test_concurrent_readers_while_a_pipeline_writes(
+    tmp_path: Path, serve_store: Callable[[EventStore], str]
+) -> None:
+    """Endpoints run in Starlette's thread pool: parallel page loads during writes all succeed."""
+    store = EventStore(f"sqlite:///{tmp_path / 'busy.db'}")
+    seed(store)
+    url = serve_store(store)
+    paths = ["api/graph", "api/changes", "api/assets/staging/orders", "api/assets/raw/orders"] * 10
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        readers = [pool.submit(get, url + path) for path in paths]
+        for i in range(20):
+            store.record_observation("raw/orders", f"rows-{200 + i}", run_id=f"airflow-run-{3 + i}")
+        codes = [future.result()[0] for future in readers]
+    assert codes == [200] * len(paths)
+    assert get(url + "api/assets/raw/orders")[1]["history"][0]["run_id"] == "airflow-run-22"
     store.close()
 
 
