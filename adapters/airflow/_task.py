@@ -117,6 +117,13 @@ def versioned(
             from airflow.sdk import get_current_context
 
             context = get_current_context()
+            if getattr(type(context["task"]), "custom_operator_name", None) == "@task.bash":
+                # The function only builds the command; the record would precede the command.
+                raise ConfigError(
+                    f"@versioned cannot wrap the @task.bash task {context['task'].task_id!r}: "
+                    "the command runs after the function returns; version the task instead: "
+                    "versioned_operator(my_bash_task())"
+                )
             return run_versioned(context, settings, lambda: func(*args, **kwargs), fn=func)
 
         wrapper.__insync_settings__ = settings  # type: ignore[attr-defined]
@@ -169,7 +176,11 @@ def wrap_operator(task: Op, settings: VersionSettings) -> Op:
     """
     from airflow.sdk import BaseOperator
     from airflow.sdk.definitions.mappedoperator import MappedOperator
+    from airflow.sdk.definitions.xcom_arg import PlainXComArg
 
+    if isinstance(task, PlainXComArg):  # a TaskFlow call such as my_bash_task()
+        wrap_operator(task.operator, settings)
+        return task
     if isinstance(task, MappedOperator):
         if getattr(task.operator_class, "_insync_settings", None) is not None:
             raise ConfigError(f"task {task.task_id!r} is already versioned by insync")
@@ -208,8 +219,8 @@ def versioned_operator(
     store: str | None = None,
     cache: str | None = None,
 ) -> Op:
-    """Make any operator (BashOperator, SQL operators, custom ones, or ``X.partial().expand()``)
-    a versioned asset and return it::
+    """Make any operator (BashOperator, SQL operators, custom ones, ``X.partial().expand()``, or
+    the result of calling a TaskFlow task such as ``@task.bash``) a versioned asset; returns it::
 
         load = versioned_operator(
             BashOperator(task_id="load", bash_command="load.sh", outlets=[Asset("raw/orders")]),

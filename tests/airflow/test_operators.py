@@ -203,3 +203,39 @@ def test_a_postgres_store(airflow, postgres_url: str, monkeypatch):
     assert airflow.run(path, "deferring_pg").decisions == {"answer": "skip"}
     with EventStore(postgres_url) as store:
         assert [e.framework for e in store.history("deferring_pg/answer")] == ["airflow"]
+
+
+TASK_BASH = """
+from airflow.sdk import dag, task
+from insync.adapters.airflow import versioned, versioned_operator
+
+@dag(dag_id="task_bash", schedule=None)
+def task_bash():
+    @task.bash
+    def shout():
+        return "echo ran >> {counter} && echo loud"
+
+    @task.bash
+    @versioned(code_version="v1")
+    def misplaced():
+        return "echo never"
+
+    versioned_operator(shout(), code_version="auto")
+    misplaced()
+
+task_bash()
+"""
+
+
+def test_task_bash_is_versioned_as_an_operator_and_refused_as_a_function(airflow, tmp_path: Path):
+    counter = tmp_path / "counter.txt"
+    path = airflow.write(TASK_BASH.format(counter=counter))
+    first = airflow.run(path, "task_bash")
+    assert first.states == {"shout": "success", "misplaced": "failed"}
+    assert first.xcoms["shout"] == "loud"
+    second = airflow.run(path, "task_bash")
+    assert second.decisions == {"shout": "skip"}
+    assert second.xcoms["shout"] == "loud"
+    assert counter.read_text().count("ran") == 1
+    with EventStore() as store:
+        assert store.history("task_bash/misplaced") == []
