@@ -9,7 +9,7 @@ from __future__ import annotations
 try:
     import starlette  # noqa: F401
     import uvicorn  # noqa: F401
-except ImportError as exc:  # pragma: no cover - exercised only without the extra
+except ImportError as exc:
     raise ImportError(f"the insync asset catalog needs {exc.name}: pip install 'insync[ui]'") from exc
 
 from ._app import create_app

@@ -110,6 +110,29 @@ def test_clicking_a_node_shows_causes_in_the_words_of_insync_why(seeded: Served,
     expect(node(page, "staging/customers")).to_have_class("node st-STALE selected")
 
 
+def test_zoom_and_pan(seeded: Served, page: Page) -> None:
+    open_catalog(page, seeded.url)
+    graph = page.locator("svg#graph")
+    box = graph.bounding_box()
+    assert box is not None
+    before = node(page, "marts/customer_orders").bounding_box()
+    page.mouse.move(box["x"] + 40, box["y"] + 40)  # empty background, top-left corner
+    page.mouse.down()
+    page.mouse.move(box["x"] + 140, box["y"] + 90, steps=5)
+    page.mouse.up()
+    after = node(page, "marts/customer_orders").bounding_box()
+    assert before and after
+    assert (round(after["x"] - before["x"]), round(after["y"] - before["y"])) == (100, 50)
+    # Far out, nodes become plain boxes that still open the panel.
+    for _ in range(8):
+        page.click("#zoom-out")
+    expect(graph).to_have_attribute("data-detail", "boxes")
+    page.locator('#nodes .node-box[data-key="staging/orders"]').click()
+    expect(page.locator("#panel .panel-key")).to_have_text("staging/orders")
+    page.click("#fit")
+    expect(graph).to_have_attribute("data-detail", "full")
+
+
 def test_panel_lists_materialization_and_observation_history(seeded: Served, page: Page) -> None:
     open_catalog(page, seeded.url)
     node(page, "raw/orders").click()

@@ -159,6 +159,14 @@ def test_empty_store_says_how_to_fill_it(
     store.close()
 
 
+@pytest.mark.parametrize("missing", ["starlette", "uvicorn"])
+def test_without_the_ui_extra_the_import_error_says_what_to_install(missing: str) -> None:
+    code = f"import sys; sys.modules[{missing!r}] = None; import insync.core.ui"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 1
+    assert f"ImportError: the insync asset catalog needs {missing}: pip install 'insync[ui]'" in result.stderr
+
+
 def test_serve_rejects_a_bad_port() -> None:
     with pytest.raises(ConfigError, match="--port between 1 and 65535"):
         serve("sqlite://", port=70000)
