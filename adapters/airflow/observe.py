@@ -53,14 +53,30 @@ def observe_sql(
     if conn_id is not None:
         from airflow.sdk import Connection
 
-        url = _sqlalchemy_url(Connection.get(conn_id).get_uri())
+        url = _sqlalchemy_url(Connection.get(conn_id))
     assert url is not None  # for the type checker: set by one of the branches above
     return _observe_sql(url, query, **(params or {}))
 
 
-def _sqlalchemy_url(uri: str) -> str:
-    # Airflow connection URIs say postgres://; SQLAlchemy 2 only knows postgresql://.
-    for old, new in (("postgres://", "postgresql+psycopg://"), ("postgresql://", "postgresql+psycopg://")):
-        if uri.startswith(old):
-            return new + uri[len(old) :]
-    return uri
+_DRIVERS = {"postgres": "postgresql+psycopg", "postgresql": "postgresql+psycopg"}
+
+
+def _sqlalchemy_url(conn: Any) -> str:
+    """A SQLAlchemy URL from an Airflow connection's fields.
+
+    Not ``conn.get_uri()``: Airflow quotes a sqlite path into the host (``sqlite://%2Ftmp...``)
+    and says ``postgres://``, which SQLAlchemy 2 does not accept.
+    """
+    import sqlalchemy as sa
+
+    if conn.conn_type == "sqlite":
+        return f"sqlite:///{conn.host}"
+    url = sa.URL.create(
+        _DRIVERS.get(conn.conn_type, conn.conn_type),
+        username=conn.login or None,
+        password=conn.password or None,
+        host=conn.host or None,
+        port=conn.port or None,
+        database=conn.schema or None,
+    )
+    return url.render_as_string(hide_password=False)

@@ -134,3 +134,22 @@ def test_import_without_airflow_names_the_extra():
         [sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True
     )
     assert "pip install 'insync[airflow]'" in result.stdout
+
+
+def test_airflow_connections_become_sqlalchemy_urls():
+    from airflow.sdk import Connection
+
+    from insync.adapters.airflow.observe import _sqlalchemy_url
+
+    pg = Connection(
+        conn_id="pg",
+        conn_type="postgres",
+        host="db",
+        login="me",
+        password="pw",
+        port=5432,
+        schema="shop",
+    )
+    assert _sqlalchemy_url(pg) == "postgresql+psycopg://me:pw@db:5432/shop"
+    lite = Connection(conn_id="lite", conn_type="sqlite", host="/data/x.db")
+    assert _sqlalchemy_url(lite) == "sqlite:////data/x.db"

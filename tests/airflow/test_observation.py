@@ -219,3 +219,50 @@ def test_observe_sql_and_directory(tmp_path: Path, sqlite_url: str):
     first = observe_directory(path=folder)
     (folder / "b.txt").write_text("2")
     assert observe_directory(path=folder) != first
+
+
+SQL_SOURCE = """
+from airflow.sdk import dag, task
+from insync.adapters.airflow import InsyncObservationSensor, versioned
+from insync.adapters.airflow.observe import observe_sql
+
+@dag(dag_id="sql_source", schedule=None)
+def sql_source():
+    watch = InsyncObservationSensor(
+        task_id="watch_orders",
+        key="raw/orders_table",
+        observe=observe_sql,
+        observe_kwargs={"conn_id": "orders_db", "query": "select id from orders order by id"},
+        wait_for_change=False,
+    )
+
+    @task
+    @versioned(code_version="v1")
+    def count_orders():
+        return 1
+
+    watch >> count_orders()
+
+sql_source()
+"""
+
+
+def test_sql_source_through_an_airflow_connection(airflow, tmp_path: Path, monkeypatch):
+    import sqlalchemy as sa
+
+    database = tmp_path / "orders.db"
+    engine = sa.create_engine(f"sqlite:///{database}")
+    with engine.begin() as conn:
+        conn.execute(sa.text("create table orders (id int)"))
+        conn.execute(sa.text("insert into orders values (1)"))
+    monkeypatch.setenv("AIRFLOW_CONN_ORDERS_DB", f'{{"conn_type": "sqlite", "host": "{database}"}}')
+    path = airflow.write(SQL_SOURCE)
+    first = airflow.run(path, "sql_source")
+    assert first.decisions == {"watch_orders": "observed", "count_orders": "run"}
+    assert airflow.run(path, "sql_source").decisions["count_orders"] == "skip"
+    with engine.begin() as conn:
+        conn.execute(sa.text("insert into orders values (2)"))
+    engine.dispose()
+    third = airflow.run(path, "sql_source")
+    assert third.decisions["count_orders"] == "run"
+    assert third.xcoms["watch_orders"]["new"] is True
