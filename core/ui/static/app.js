@@ -32,6 +32,7 @@
     drawn: null, // world rectangle and detail level last drawn
     selected: null,
     autoFit: true, // until the user pans or zooms, resizing (or opening the panel) refits
+    moved: false, // the user panned or zoomed since the last layout from scratch
   };
 
   const esc = (s) =>
@@ -126,7 +127,10 @@
     metrics.layoutMs = performance.now() - started;
     metrics.nodes = n;
     metrics.edges = state.edges.length;
-    if (!keepView) initialView();
+    if (!keepView) {
+      state.moved = false;
+      initialView();
+    }
     draw(true);
     if (n > 1 && n <= L.DAGRE_MAX_NODES && !state.layout.wrapped) {
       svg.dataset.state = "refining";
@@ -149,7 +153,8 @@
       } else {
         metrics.dagreMs = ms;
         setLayout(result);
-        if (!keepView) initialView();
+        // A user who already moved around the first layout keeps their viewport.
+        if (!keepView && !state.moved) initialView();
         draw(true);
         layoutInfo("");
       }
@@ -220,6 +225,7 @@
 
   function zoomAt(factor, cx, cy) {
     state.autoFit = false;
+    state.moved = true;
     const t = state.t;
     const k = Math.min(2, Math.max(0.01, t.k * factor));
     state.t = { k, x: cx - ((cx - t.x) * k) / t.k, y: cy - ((cy - t.y) * k) / t.k };
@@ -453,6 +459,7 @@
   svg.addEventListener("wheel", (event) => {
     event.preventDefault();
     state.autoFit = false;
+    state.moved = true;
     const box = svg.getBoundingClientRect();
     const factor = Math.exp(-event.deltaY * (event.ctrlKey ? 0.01 : 0.0015));
     const t = state.t;
@@ -467,6 +474,7 @@
   svg.addEventListener("pointerdown", (event) => {
     if (event.target.closest("[data-key]")) return;
     state.autoFit = false;
+    state.moved = true;
     drag = { x: event.clientX - state.t.x, y: event.clientY - state.t.y };
     svg.setPointerCapture(event.pointerId);
     svg.classList.add("dragging");
