@@ -138,7 +138,6 @@ def test_import_without_airflow_names_the_extra():
 
 def test_airflow_connections_become_sqlalchemy_urls():
     from airflow.sdk import Connection
-
     from insync.adapters.airflow.observe import _sqlalchemy_url
 
     pg = Connection(
