@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from insync.core import ConfigError, DataVersion
 
-from ._keys import VersionSettings
+from ._keys import VersionSettings, asset_key_for
 from ._protocol import auto_source_of_operator, run_versioned
 
 if TYPE_CHECKING:
@@ -181,6 +181,10 @@ def wrap_operator(task: Op, settings: VersionSettings) -> Op:
     if isinstance(task, PlainXComArg):  # a TaskFlow call such as my_bash_task()
         wrap_operator(task.operator, settings)
         return task
+    if isinstance(task, BaseOperator | MappedOperator):
+        # Fail at parse time (a DAG import error) on a key that can never work, e.g. several
+        # outlet Assets and no key= to choose; derived from the DAG only, no store access.
+        asset_key_for(task, settings)
     if isinstance(task, MappedOperator):
         if getattr(task.operator_class, "_insync_settings", None) is not None:
             raise ConfigError(f"task {task.task_id!r} is already versioned by insync")
