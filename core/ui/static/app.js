@@ -287,6 +287,7 @@
     return "M" + pts.map(([px, py]) => `${px},${py}`).join(" L");
   }
 
+  // Long keys keep their tail: `…/marts/orders_by_customer` says more than `analytics/sch…`.
   function nodeSVG(n, x, y) {
     const sel = n.key === state.selected ? " selected" : "";
     const fw = n.framework || n.kind;
@@ -297,7 +298,7 @@
       `<title>${esc(n.key)} (${esc(n.label)})</title>` +
       `<rect class="box" width="${L.NODE_W}" height="${L.NODE_H}" rx="8"></rect>` +
       `<rect class="bar" width="6" height="${L.NODE_H}" rx="3"></rect>` +
-      `<text class="key" x="16" y="22">${esc(short(n.key, 32))}</text>` +
+      `<text class="key" x="16" y="22">${esc(n.key.length > 32 ? "…" + n.key.slice(-31) : n.key)}</text>` +
       `<rect class="pill" x="16" y="31" width="${pillW}" height="18" rx="9"></rect>` +
       `<text class="status" x="${16 + pillW / 2}" y="44" text-anchor="middle">${esc(n.label)}</text>` +
       `<rect class="fw-badge fw-${esc(fw)}" x="${22 + pillW}" y="31" width="${fwW}" height="18" rx="4"></rect>` +
