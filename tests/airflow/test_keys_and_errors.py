@@ -157,10 +157,7 @@ def test_airflow_connections_become_sqlalchemy_urls():
 def test_an_ambiguous_outlet_fails_when_the_operator_is_wrapped():
     from airflow.providers.standard.operators.bash import BashOperator
     from airflow.sdk import DAG, Asset
-
     from insync.adapters.airflow import versioned_operator
 
     with DAG("ambiguous", schedule=None), pytest.raises(ConfigError, match="pass key="):
-        versioned_operator(
-            BashOperator(task_id="t", bash_command="x", outlets=[Asset("a/x"), Asset("a/y")])
-        )
+        versioned_operator(BashOperator(task_id="t", bash_command="x", outlets=[Asset("a/x"), Asset("a/y")]))
