@@ -303,9 +303,8 @@ class DbtProject:
             failed = self._record(ctx, to_build, results, run_id, outcomes)
             ctx.clock.lap("record")
             remaining -= {d.unique_id for d in to_build}
-            if failed or not remaining:
-                break
-            # Only children of content-versioned nodes can have become unsynced by this call.
+            # Only descendants of nodes just built (through content-versioned ones, or they
+            # would have been in this call) can have become unsynced by it.
             built_now = {u for u, o in outcomes.items() if o.action == "built"}
             reach: set[str] = set()
             for uid in topological_order(ctx.assets, remaining):
@@ -314,6 +313,15 @@ class DbtProject:
             remaining = reach
             for uid in remaining:
                 outcomes.pop(uid, None)
+            if failed and remaining:
+                # No further call after a failure; say which waiting nodes it leaves unsynced.
+                for d in self._decide(ctx, force=None, only=remaining):
+                    outcomes[d.unique_id] = NodeOutcome(
+                        ctx.assets[d.unique_id], "skipped" if d.build else "reused",
+                        f"not built after a failure: {d.reason}" if d.build else d.reason)
+                break
+            if failed or not remaining:
+                break
         for uid, outcome in outcomes.items():
             if outcome.action == "reused":
                 log.info("skip %s: %s", ctx.assets[uid].key, outcome.reason)
