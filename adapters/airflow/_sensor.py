@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from insync.core import AssetKey, EventStore
 
-from ._keys import VersionSettings, asset_key_for, settings_of
+from ._keys import VersionSettings, asset_key_for, deps_for, settings_of
 from ._observation import Observation, callable_path, load_observe, observe_once
 from ._protocol import XCOM_MARKER_KEY, run_id_of
 from ._trigger import InsyncObservationTrigger
@@ -38,8 +38,8 @@ class InsyncObservationSensor(BaseSensorOperator):
 
     The source key is ``key=``, else the outlet Asset, else ``dag_id/task_id``. Versioned tasks
     downstream of the sensor depend on that key automatically. ``consumers`` (asset keys)
-    defaults to the versioned tasks directly downstream in this DAG, else to every registered
-    asset depending on the source. The XCom return value is ``{"key", "data_version", "new",
+    defaults to the versioned tasks directly downstream in this DAG that read the source, else
+    to every registered asset depending on it. The XCom return value is ``{"key", "data_version", "new",
     "pending"}``. With ``wait_for_change=False`` it observes, records and succeeds at once (an
     observation step: the versioned tasks downstream then decide for themselves).
 
@@ -77,12 +77,14 @@ class InsyncObservationSensor(BaseSensorOperator):
     def _consumer_keys(self) -> list[AssetKey] | None:
         if self.consumers is not None:
             return [AssetKey.parse(c) for c in self.consumers]
+        source = self._key()
         keys = []
         dag = getattr(self, "dag", None)
         for task_id in sorted(self.downstream_task_ids):
             task = dag.task_dict.get(task_id) if dag is not None else None
             settings = settings_of(task) if task is not None else None
-            if settings is not None:
+            # Only versioned tasks that read this source (explicit deps= may leave it out).
+            if settings is not None and source in deps_for(task, settings):
                 keys.append(asset_key_for(task, settings))
         return keys or None
 
