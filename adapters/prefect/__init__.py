@@ -13,9 +13,7 @@ from __future__ import annotations
 try:
     import prefect  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised without Prefect installed
-    raise ImportError(
-        "insync.adapters.prefect needs Prefect 3: pip install 'insync[prefect]'"
-    ) from exc
+    raise ImportError("insync.adapters.prefect needs Prefect 3: pip install 'insync[prefect]'") from exc
 
 from ._decorator import versioned
 from ._observe import SOURCE_CHANGED_EVENT, observation_flow, source_changed_trigger

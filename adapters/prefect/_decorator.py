@@ -7,12 +7,6 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import uuid4
 
-from prefect import Flow, Task
-from prefect.context import FlowRunContext
-from prefect.logging import get_run_logger
-from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
-from prefect.states import Completed
-
 from insync.core import (
     AssetKey,
     ConfigError,
@@ -22,13 +16,18 @@ from insync.core import (
     ValueCache,
     resolve_code_version,
 )
+from prefect import Flow, Task
+from prefect.context import FlowRunContext
+from prefect.logging import get_run_logger
+from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
+from prefect.states import Completed
 
 from ._binding import Binding
 from ._runtime import FRAMEWORK, open_store, open_value_cache
 from ._task import version_task
 
 if TYPE_CHECKING:
-    from prefect.states import State
+    from prefect.client.schemas.objects import State
 
 _T = TypeVar("_T", bound="Task[Any, Any] | Flow[Any, Any]")
 
@@ -92,8 +91,7 @@ def versioned(
         )
     if value_cache is not None and not isinstance(value_cache, ValueCache):
         raise ConfigError(
-            f"value_cache for {asset_key} must be an insync.core.ValueCache, not "
-            f"{type(value_cache).__name__}"
+            f"value_cache for {asset_key} must be an insync.core.ValueCache, not {type(value_cache).__name__}"
         )
 
     def decorate(obj: _T) -> _T:
@@ -127,9 +125,7 @@ def _as_list(items: Iterable[Any], what: str) -> list[Any]:
     try:
         return list(items)
     except TypeError:
-        raise ConfigError(
-            f"{what} must be a list of asset keys, not {type(items).__name__}"
-        ) from None
+        raise ConfigError(f"{what} must be a list of asset keys, not {type(items).__name__}") from None
 
 
 def _cached_state(value: Any, message: str) -> State[Any]:
@@ -141,9 +137,7 @@ def _cached_state(value: Any, message: str) -> State[Any]:
 def _version_flow(flow_obj: Flow[Any, Any], binding: Binding) -> Flow[Any, Any]:
     """A copy of `flow_obj` whose runs are checked, skipped as Cached, and recorded."""
     if flow_obj.isgenerator:
-        raise ConfigError(
-            f"flow {flow_obj.name!r} is a generator; a versioned flow must return its value"
-        )
+        raise ConfigError(f"flow {flow_obj.name!r} is a generator; a versioned flow must return its value")
     fn = flow_obj.fn
 
     def begin() -> Step:

@@ -6,11 +6,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
-from prefect import Flow, task
-from prefect.cache_policies import NO_CACHE
-from prefect.context import FlowRunContext
-from prefect.events import DeploymentEventTrigger, emit_event
-
 from insync.core import (
     INITIAL,
     AssetKey,
@@ -20,6 +15,10 @@ from insync.core import (
     EventStore,
     ObservationError,
 )
+from prefect import Flow, Task
+from prefect.cache_policies import NO_CACHE
+from prefect.context import FlowRunContext
+from prefect.events import DeploymentEventTrigger, emit_event
 
 from ._runtime import FRAMEWORK, open_store
 
@@ -51,9 +50,9 @@ class _ObservationFlow(Flow[[], dict[str, str]]):
             f"be deployed, e.g. `observe = observation_flow(...)` at the top of the file"
         )
 
-    def to_deployment(self, *args: Any, **kwargs: Any) -> RunnerDeployment:  # type: ignore[override]
+    def to_deployment(self, *args: Any, **kwargs: Any) -> Any:
         self._point_entrypoint_at_owner()
-        return super().to_deployment(*args, **kwargs)  # type: ignore[no-any-return]
+        return super().to_deployment(*args, **kwargs)
 
     async def ato_deployment(self, *args: Any, **kwargs: Any) -> RunnerDeployment:
         self._point_entrypoint_at_owner()
@@ -147,7 +146,7 @@ def observation_flow(
         parsed[key] = observe
     specs = [AssetSpec(key, kind="observable", framework=FRAMEWORK) for key in parsed]
     observe_tasks = {
-        key: task(
+        key: Task(
             _observe_once,
             name=f"observe {key}",
             cache_policy=NO_CACHE,
@@ -159,9 +158,7 @@ def observation_flow(
 
     def observe_sources() -> dict[str, str]:
         open_store(store).register(specs)
-        states = {
-            key: observe_tasks[key](key, parsed[key], store, return_state=True) for key in parsed
-        }
+        states = {key: observe_tasks[key](key, parsed[key], store, return_state=True) for key in parsed}
         failed = {key: state for key, state in states.items() if not state.is_completed()}
         if failed:
             reasons = "; ".join(f"{key}: {state.message}" for key, state in failed.items())
@@ -174,9 +171,7 @@ def observation_flow(
     return observer
 
 
-def source_changed_trigger(
-    *keys: str | Sequence[str] | AssetKey, **options: Any
-) -> DeploymentEventTrigger:
+def source_changed_trigger(*keys: str | Sequence[str] | AssetKey, **options: Any) -> DeploymentEventTrigger:
     """A deployment trigger firing when any of the sources `keys` gets a new data version.
 
     Pass it to `flow.serve(triggers=[...])` / `flow.deploy(triggers=[...])` of the downstream

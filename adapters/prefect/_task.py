@@ -15,12 +15,11 @@ import functools
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from insync.core import NO_VALUE, ConfigError, Step
 from prefect.cache_policies import CachePolicy
 from prefect.context import AssetContext, TaskRunContext
 from prefect.logging import get_run_logger
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
-
-from insync.core import NO_VALUE, ConfigError, Step
 
 from ._binding import Binding
 from ._runtime import (
@@ -182,12 +181,10 @@ def version_task(task: Task[Any, Any], binding: Binding) -> Task[Any, Any]:
         key function or `persist_result=False` (a Cached run needs the persisted result).
     """
     if task.isgenerator:
-        raise ConfigError(
-            f"task {task.name!r} is a generator; a versioned task must return its value"
-        )
+        raise ConfigError(f"task {task.name!r} is a generator; a versioned task must return its value")
     user_policy = getattr(task, "_user_cache_policy", None)
-    if task.cache_key_fn is not None or isinstance(user_policy, CachePolicy) and not isinstance(
-        user_policy, InsyncCachePolicy
+    if task.cache_key_fn is not None or (
+        isinstance(user_policy, CachePolicy) and not isinstance(user_policy, InsyncCachePolicy)
     ):
         raise ConfigError(
             f"task {task.name!r} sets its own cache_policy/cache_key_fn; insync computes the cache "
@@ -221,9 +218,7 @@ def version_task(task: Task[Any, Any], binding: Binding) -> Task[Any, Any]:
             return value
 
         wrapper = run
-    versioned_task = task.with_options(
-        cache_policy=InsyncCachePolicy(binding=binding), persist_result=True
-    )
+    versioned_task = task.with_options(cache_policy=InsyncCachePolicy(binding=binding), persist_result=True)
     # `with_options` keeps the original function; swap in the wrapper (same signature through
     # `__wrapped__`, same name, task key and async-ness as the original).
     versioned_task.fn = wrapper

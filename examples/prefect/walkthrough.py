@@ -23,11 +23,10 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, task
-from prefect.futures import wait
-
 from insync.adapters.prefect import observation_flow, source_changed_trigger, versioned
 from insync.core import observe_file
+from prefect import flow, task
+from prefect.futures import wait
 
 SOURCE_KEY = "raw/orders_csv"
 ORDERS = "date,customer,amount\n2026-11-01,ada,12.50\n2026-11-01,bob,7.00\n2026-11-02,ada,3.25\n"
@@ -94,9 +93,7 @@ def pipeline() -> dict[str, Any]:
     }
 
 
-observe_orders = observation_flow(
-    {SOURCE_KEY: lambda: observe_file(orders_csv())}, name="observe-orders-csv"
-)
+observe_orders = observation_flow({SOURCE_KEY: lambda: observe_file(orders_csv())}, name="observe-orders-csv")
 
 
 def run_once(workdir: Path) -> dict[str, Any]:
@@ -124,9 +121,7 @@ def serve(workdir: Path) -> None:  # pragma: no cover - runs until interrupted
     os.environ.setdefault("WALKTHROUGH_ORDERS_CSV", str(workdir / "orders.csv"))
     serve_all(
         observe_orders.to_deployment(name="observe-orders-csv", interval=60),
-        pipeline.to_deployment(
-            name="orders-walkthrough", triggers=[source_changed_trigger(SOURCE_KEY)]
-        ),
+        pipeline.to_deployment(name="orders-walkthrough", triggers=[source_changed_trigger(SOURCE_KEY)]),
     )
 
 

@@ -80,8 +80,7 @@ def prefect_server() -> Iterator[str]:
     """`prefect server start` on 127.0.0.1 (one per session); yields the API URL."""
     log = (_HOME / "server.log").open("wb")
     server = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-         "--port", str(_PORT)],
+        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(_PORT)],
         stdout=log,
         stderr=subprocess.STDOUT,
         env={**os.environ, **PREFECT_ENV},
@@ -92,9 +91,7 @@ def prefect_server() -> Iterator[str]:
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             log.close()
-            pytest.fail(
-                "Prefect server did not start: " + (_HOME / "server.log").read_text()[-2000:]
-            )
+            pytest.fail("Prefect server did not start: " + (_HOME / "server.log").read_text()[-2000:])
         time.sleep(0.3)
     try:
         yield API_URL
@@ -122,13 +119,12 @@ def prefect_run(prefect_server: str, tmp_path: Path) -> Iterator[None]:
 
     The heartbeat thread is joined at each flow run's end (about 1 s); tests don't need it.
     """
+    from insync.adapters.prefect import _runtime
     from prefect.settings import (
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
         PREFECT_LOCAL_STORAGE_PATH,
         temporary_settings,
     )
-
-    from insync.adapters.prefect import _runtime
 
     updates: dict[Any, Any] = {
         PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None,
@@ -155,9 +151,7 @@ def run_flow() -> Any:
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
     from prefect.events.worker import EventsWorker
 
-    def run(
-        flow_obj: Any, *args: Any, tasks: int, expect: str = "Completed", **kwargs: Any
-    ) -> RunResult:
+    def run(flow_obj: Any, *args: Any, tasks: int, expect: str = "Completed", **kwargs: Any) -> RunResult:
         state = flow_obj(*args, return_state=True, **kwargs)
         if inspect.iscoroutine(state):  # an async flow
             state = asyncio.run(state)
@@ -173,9 +167,7 @@ def run_flow() -> Any:
                 task_runs = client.read_task_runs(
                     flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id]))
                 )
-                if len(task_runs) >= tasks and all(
-                    tr.state and tr.state.is_final() for tr in task_runs
-                ):
+                if len(task_runs) >= tasks and all(tr.state and tr.state.is_final() for tr in task_runs):
                     break
                 if time.monotonic() > deadline:
                     pytest.fail(f"task runs not final on the server: {task_runs}")

@@ -10,11 +10,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-import pytest
-from prefect import flow, task
-from prefect.cache_policies import INPUTS
-
 import insync.adapters.prefect as adapter
+import pytest
 from insync.adapters.prefect import observation_flow, source_changed_trigger, versioned
 from insync.core import (
     ConfigError,
@@ -24,6 +21,8 @@ from insync.core import (
     StaleStatus,
     StoreError,
 )
+from prefect import flow, task
+from prefect.cache_policies import INPUTS
 
 RACE_SCRIPT = textwrap.dedent(
     """
@@ -109,9 +108,7 @@ def test_two_concurrent_flow_runs_leave_one_consistent_record_set(
     try:
         from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
-        with temporary_settings(
-            updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path / "shared-results"}
-        ):
+        with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path / "shared-results"}):
             namespace: dict[str, Any] = {"__name__": "race_flow"}
             exec(compile(RACE_SCRIPT, str(script), "exec"), namespace)  # defines, runs nothing
             value, states = run_flow(namespace["race"], tasks=2)
@@ -137,9 +134,7 @@ def test_import_without_prefect_says_what_to_install() -> None:
         "try:\n    import insync.adapters.prefect\n"
         "except ImportError as exc:\n    print(exc)\n"
     )
-    out = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, check=True
-    ).stdout
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "pip install 'insync[prefect]'" in out
 
 
@@ -196,15 +191,15 @@ def test_decoration_errors_name_the_problem_and_the_fix() -> None:
         source_changed_trigger()
 
 
-def test_run_time_errors_fail_the_task_with_insync_messages(
-    run_flow: Any, tmp_path: Path
-) -> None:
+def test_run_time_errors_fail_the_task_with_insync_messages(run_flow: Any, tmp_path: Path) -> None:
     @versioned("analytics/bad_version", code_version="v1", data_version=lambda value: 42)
     @task
     def bad_version() -> list[int]:
         return [1]
 
-    @versioned("analytics/unreachable", code_version="v1", store="postgresql+psycopg://postgres@127.0.0.1:1/nowhere")
+    @versioned(
+        "analytics/unreachable", code_version="v1", store="postgresql+psycopg://postgres@127.0.0.1:1/nowhere"
+    )
     @task
     def unreachable() -> list[int]:
         return [1]

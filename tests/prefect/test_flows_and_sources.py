@@ -10,12 +10,6 @@ from types import ModuleType
 from typing import Any
 
 import pytest
-from prefect import flow, task
-from prefect.assets import materialize
-from prefect.client.orchestration import get_client
-from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
-from prefect.events.worker import EventsWorker
-
 from insync.adapters.prefect import (
     SOURCE_CHANGED_EVENT,
     observation_flow,
@@ -23,6 +17,11 @@ from insync.adapters.prefect import (
     versioned,
 )
 from insync.core import INITIAL, EventStore, StaleStatus, observe_file
+from prefect import flow, task
+from prefect.assets import materialize
+from prefect.client.orchestration import get_client
+from prefect.events.filters import EventFilter, EventNameFilter, EventResourceFilter
+from prefect.events.worker import EventsWorker
 
 
 def read_events(name: str, resource_id: str | None = None, count: int = 1) -> list[Any]:
@@ -41,7 +40,7 @@ def read_events(name: str, resource_id: str | None = None, count: int = 1) -> li
             time.sleep(0.1)
 
 
-HELPER_MODULE = '''
+HELPER_MODULE = """
 from prefect import task
 from insync.adapters.prefect import versioned
 
@@ -54,7 +53,7 @@ def scale(value):
 @task
 def scaled(rows):
     return [scale(row) for row in rows]
-'''
+"""
 
 
 def load_module(path: Path, source: str, name: str) -> ModuleType:
@@ -66,9 +65,7 @@ def load_module(path: Path, source: str, name: str) -> ModuleType:
     return module
 
 
-def test_auto_code_version_reruns_when_a_helper_function_changes(
-    run_flow: Any, tmp_path: Path
-) -> None:
+def test_auto_code_version_reruns_when_a_helper_function_changes(run_flow: Any, tmp_path: Path) -> None:
     def pipeline_from(module: ModuleType) -> Any:
         @flow
         def pipeline() -> list[int]:
@@ -91,9 +88,7 @@ def test_changed_source_observation_reruns_the_chain(run_flow: Any, tmp_path: Pa
     source = tmp_path / "orders.csv"
     source.write_text("1\n2\n")
     calls: list[str] = []
-    observe = observation_flow(
-        {"raw/orders_file": lambda: observe_file(source)}, name="observe-orders-file"
-    )
+    observe = observation_flow({"raw/orders_file": lambda: observe_file(source)}, name="observe-orders-file")
 
     @versioned("analytics/file_total", code_version="v1", deps=["raw/orders_file"])
     @task
@@ -271,9 +266,7 @@ def test_prefect_asset_materialization_carries_insync_versions(run_flow: Any) ->
     assert run_flow(pipeline, tasks=1) == ([1, 2], {"write_orders": "Completed"})
     assert run_flow(pipeline, tasks=1) == ([1, 2], {"write_orders": "Cached"})
     assert calls == ["write"]
-    (event,) = read_events(
-        "prefect.asset.materialization.succeeded", "file://warehouse/orders.parquet"
-    )
+    (event,) = read_events("prefect.asset.materialization.succeeded", "file://warehouse/orders.parquet")
     with EventStore() as store:
         recorded = store.latest_event("warehouse/orders")
     assert recorded is not None

@@ -6,8 +6,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from prefect import flow, task
-
 from insync.adapters.prefect import versioned
 from insync.core import (
     EventStore,
@@ -15,6 +13,7 @@ from insync.core import (
     ValueCache,
     fingerprint_value,
 )
+from prefect import flow, task
 
 CHAIN = ("raw", "orders", "report", "side")
 
@@ -271,9 +270,7 @@ def test_futures_and_wait_for_are_inferred_deps(run_flow: Any) -> None:
         assert sorted(map(str, deps.deps)) == ["raw/a", "raw/b", "raw/explicit"]
 
 
-def test_insync_value_cache_refills_a_cleared_prefect_result_store(
-    run_flow: Any, tmp_path: Path
-) -> None:
+def test_insync_value_cache_refills_a_cleared_prefect_result_store(run_flow: Any, tmp_path: Path) -> None:
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
     calls: list[str] = []

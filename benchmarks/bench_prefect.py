@@ -1,0 +1,247 @@
+"""Added latency per Prefect task of insync's check + record, against Prefect's default caching.
+
+One flow of N chained tasks (each passes a small dict to the next, so every versioned task has
+one inferred dependency), run against a real Prefect server:
+
+- `prefect-default`: `@task` as a user writes it (Prefect's DEFAULT cache policy);
+- `prefect-persist`: `@task(persist_result=True)`, the same result persistence insync uses;
+- `insync`: `@versioned(key, code_version="v1")` above `@task`.
+
+For each variant: the first flow run (every task executes) and the median of later runs
+(insync: every task Cached; Prefect's DEFAULT policy includes the flow run id, so its tasks
+execute again). Also timed in-process: the cache-policy check (`Step.check` + result-store
+lookup) and the record, per task.
+
+    python benchmarks/bench_prefect.py [--tasks 50] [--runs 5] [--store-url URL]
+
+Starts `prefect server start` on 127.0.0.1 under a temp dir unless PREFECT_API_URL is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+HOME = Path(tempfile.mkdtemp(prefix="insync-bench-prefect-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextmanager
+def prefect_server() -> Iterator[None]:
+    """A `prefect server start` for the benchmark, unless one is configured already."""
+    if os.environ.get("PREFECT_API_URL"):
+        yield
+        return
+    port = _free_port()
+    env = {
+        "PREFECT_HOME": str(HOME / "home"),
+        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{HOME / 'prefect.db'}",
+        "PREFECT_LOCAL_STORAGE_PATH": str(HOME / "results"),
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+    }
+    os.environ.update(env)
+    with (HOME / "server.log").open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **env},
+        )
+        try:
+            deadline = time.monotonic() + 120
+            while True:
+                try:
+                    with urllib.request.urlopen(env["PREFECT_API_URL"] + "/health", timeout=1):
+                        break
+                except OSError:
+                    if server.poll() is not None or time.monotonic() > deadline:
+                        raise RuntimeError("Prefect server did not start") from None
+                    time.sleep(0.3)
+            yield
+        finally:
+            server.terminate()
+            server.wait(timeout=30)
+
+
+def _step(i: int) -> Callable[[dict[str, int]], dict[str, int]]:
+    def compute(previous: dict[str, int]) -> dict[str, int]:
+        return {"i": i, "sum": previous["sum"] + i}
+
+    compute.__name__ = compute.__qualname__ = f"step_{i}"
+    return compute
+
+
+def _chain(name: str, tasks: list[Any]) -> Any:
+    from prefect import flow
+
+    def chain() -> dict[str, int]:
+        value = {"i": -1, "sum": 0}
+        for t in tasks:
+            value = t(value)
+        return value
+
+    return flow(chain, name=f"bench-{name}")
+
+
+def build_flows(n: int, store_urls: dict[str, str]) -> dict[str, Any]:
+    from insync.adapters.prefect import versioned
+    from prefect import task
+
+    flows = {
+        "prefect-default": _chain("default", [task(_step(i)) for i in range(n)]),
+        "prefect-persist": _chain("persist", [task(_step(i), persist_result=True) for i in range(n)]),
+    }
+    for store, url in store_urls.items():
+        flows[f"insync-{store}"] = _chain(
+            f"insync-{store}",
+            [versioned(f"bench/step_{i}", code_version="v1", store=url)(task(_step(i))) for i in range(n)],
+        )
+    return flows
+
+
+def timed(fn: Callable[[], Any]) -> float:
+    start = time.perf_counter()
+    fn()
+    return time.perf_counter() - start
+
+
+def instrument() -> dict[str, list[float]]:
+    """Time the policy's check and the wrapper's record, in place, for every task run."""
+    from insync.adapters.prefect import _task
+
+    samples: dict[str, list[float]] = {"check": [], "record": []}
+    decide, record = _task.InsyncCachePolicy._decide, _task._record
+
+    def timed_decide(*args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return decide(*args)
+        finally:
+            samples["check"].append(time.perf_counter() - start)
+
+    def timed_record(*args: Any) -> Any:
+        start = time.perf_counter()
+        try:
+            return record(*args)
+        finally:
+            samples["record"].append(time.perf_counter() - start)
+
+    _task.InsyncCachePolicy._decide = staticmethod(timed_decide)  # type: ignore[method-assign]
+    _task._record = timed_record
+    return samples
+
+
+def _postgres_url(admin_url: str) -> str | None:
+    """A fresh database on the local PostgreSQL server, or None if it is not reachable."""
+    import uuid
+
+    import sqlalchemy as sa
+
+    name = f"insync_bench_{uuid.uuid4().hex[:8]}"
+    try:
+        engine = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+        with engine.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+        engine.dispose()
+    except sa.exc.OperationalError:
+        return None
+    return sa.make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description="insync Prefect adapter overhead per task")
+    parser.add_argument("--tasks", type=int, default=50)
+    parser.add_argument("--runs", type=int, default=5, help="flow runs after the first")
+    parser.add_argument(
+        "--postgres",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
+        help="admin URL of a PostgreSQL server to bench on too ('' to skip)",
+    )
+    args = parser.parse_args()
+    stores = {"sqlite": f"sqlite:///{HOME / 'store' / 'insync.db'}"}
+    if args.postgres and (url := _postgres_url(args.postgres)):
+        stores["postgres"] = url
+    try:
+        with prefect_server():
+            from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+                report(args.tasks, args.runs, stores)
+    finally:
+        shutil.rmtree(HOME, ignore_errors=True)
+
+
+def _ms(values: list[float], q: float) -> str:
+    ordered = sorted(values)
+    return f"{ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000:.2f}"
+
+
+def report(n: int, runs: int, stores: dict[str, str]) -> None:
+    import logging
+
+    logging.getLogger("prefect").setLevel(logging.WARNING)
+    flows = build_flows(n, stores)
+    from insync.adapters.prefect import _runtime
+
+    timed(flows["prefect-default"])  # warm-up: imports, client, first connection
+    for url in stores.values():
+        _runtime.open_store(url)  # schema creation is once per store, not per task
+    samples = instrument()
+    first: dict[str, float] = {}
+    per_store: dict[str, dict[str, list[float]]] = {}
+    for name, flow_obj in flows.items():
+        before = {k: len(v) for k, v in samples.items()}
+        first[name] = timed(flow_obj)
+        per_store[name] = {k: samples[k][before[k] :] for k in samples}
+    later: dict[str, list[float]] = {name: [] for name in flows}
+    for _ in range(runs):  # interleaved, so load changes on the machine hit every variant
+        for name, flow_obj in flows.items():
+            before = {k: len(v) for k, v in samples.items()}
+            later[name].append(timed(flow_obj))
+            for k in samples:
+                per_store[name][k] += samples[k][before[k] :]
+    print(
+        f"{n} chained tasks per flow run; run 1 then the median of {runs} later runs "
+        f"(insync: every task Cached; Prefect's DEFAULT policy keys on the flow run id, so "
+        f"its tasks execute again).\n"
+    )
+    print("| variant | run 1, ms/task | later runs, ms/task |")
+    print("|---|---:|---:|")
+    for name in flows:
+        print(f"| {name} | {first[name] / n * 1000:.1f} | {statistics.median(later[name]) / n * 1000:.1f} |")
+    print("\nInside each insync task run (what the adapter adds, timed in process):\n")
+    print("| store | check median / p90 ms | record median / p90 ms |")
+    print("|---|---:|---:|")
+    for store in stores:
+        got = per_store[f"insync-{store}"]
+        print(
+            f"| {store} | {_ms(got['check'], 0.5)} / {_ms(got['check'], 0.9)} | "
+            f"{_ms(got['record'], 0.5)} / {_ms(got['record'], 0.9)} |"
+        )
+    print(
+        "\ncheck = Step.check (status + input snapshot) + cache key + result-store lookup "
+        "at task-run start; record = Step.record after the function returned (run 1 only)."
+    )
+
+
+if __name__ == "__main__":
+    main()

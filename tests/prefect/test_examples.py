@@ -1,0 +1,64 @@
+"""The Prefect walkthrough runs as its README says: runs 1, 2, 3 and its deployments."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "prefect" / "walkthrough.py"
+
+
+@pytest.fixture
+def walkthrough(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    monkeypatch.setenv("INSYNC_HOME", str(tmp_path / ".insync"))
+    monkeypatch.setenv("WALKTHROUGH_ORDERS_CSV", str(tmp_path / "orders.csv"))
+    spec = importlib.util.spec_from_file_location("walkthrough", EXAMPLE)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "walkthrough", module)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_walkthrough_runs_1_2_3(walkthrough: Any, tmp_path: Path) -> None:
+    first = walkthrough.run_once(tmp_path)
+    assert set(first["states"].values()) == {"Completed"}
+    assert first["report"] == ["2026-11-01 (Sunday): 19.50", "2026-11-02 (Monday): 3.25"]
+
+    second = walkthrough.run_once(tmp_path)
+    assert set(second["states"].values()) == {"Cached"}
+    assert second["report"] == first["report"]
+
+    walkthrough.add_order(tmp_path)
+    third = walkthrough.run_once(tmp_path)
+    assert third["states"] == {
+        "staging/orders": "Completed",
+        "analytics/daily_totals": "Completed",
+        "reference/calendar": "Cached",
+        "analytics/report": "Completed",
+    }
+    assert third["report"][-1] == "2026-11-03 (Tuesday): 20.00"
+
+
+def test_walkthrough_deployments_point_at_the_example(
+    walkthrough: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from prefect.flows import load_flow_from_entrypoint
+
+    monkeypatch.chdir(EXAMPLE.parent)
+    observer = walkthrough.observe_orders.to_deployment(name="observe", interval=60)
+    assert observer.entrypoint == "walkthrough.py:observe_orders"
+    pipeline = walkthrough.pipeline.to_deployment(
+        name="pipeline", triggers=[walkthrough.source_changed_trigger("raw/orders_csv")]
+    )
+    assert pipeline.triggers[0].expect == {"insync.source.changed"}
+    # What a worker does with the entrypoint: import the file, take the flow, run it.
+    loaded = load_flow_from_entrypoint(str(EXAMPLE) + ":observe_orders")
+    assert loaded.name == "observe-orders-csv"
+    (tmp_path / "orders.csv").write_text(walkthrough.ORDERS)
+    assert list(loaded()) == ["raw/orders_csv"]
