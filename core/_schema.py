@@ -10,6 +10,7 @@ __all__ = [
     "HEAD_REVISION",
     "KNOWN_REVISIONS",
     "VERSION_TABLE",
+    "counters",
     "definitions",
     "deps",
     "events",
@@ -72,6 +73,14 @@ definitions = sa.Table(
     sa.Column("metadata", sa.Text, nullable=False),
     sa.Column("deps", sa.Text, nullable=False),  # JSON list, read with the row; insync_deps serves SQL
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+)
+
+# Cheap change markers for pollers: registering a definition appends no event.
+counters = sa.Table(
+    "insync_counters",
+    metadata,
+    sa.Column("name", sa.String(64), primary_key=True),
+    sa.Column("value", sa.BigInteger, nullable=False),
 )
 
 deps = sa.Table(

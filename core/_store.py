@@ -280,6 +280,10 @@ class EventStore:
         missing = sorted({r["dep_key"] for r in dep_rows} - set(owned_keys))
         self._insert_placeholders(conn, missing, now)
         self._reject_cycles(conn, owned_keys)
+        bump = self._insert(t.counters).values(name="definitions", value=1)
+        conn.execute(
+            bump.on_conflict_do_update(index_elements=["name"], set_={"value": t.counters.c.value + 1})
+        )
 
     def _insert_placeholders(self, conn: sa.Connection, keys: list[str], now: Any) -> None:
         rows = [
@@ -628,6 +632,12 @@ class EventStore:
         """The newest event of an asset (of `kind`, if given), or None."""
         events = self.history(key, limit=1, kind=kind)
         return events[0] if events else None
+
+    def definitions_revision(self) -> int:
+        """A counter that grows with every registration: with `last_event_id`, a cheap change marker."""
+        with self._read() as conn:
+            query = sa.select(t.counters.c.value).where(t.counters.c.name == "definitions")
+            return int(conn.execute(query).scalar() or 0)
 
     def last_event_id(self) -> int:
         """The highest event id in the store (0 when empty): a cheap change marker for pollers."""

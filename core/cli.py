@@ -20,7 +20,7 @@ from ._model import AssetStatus, Event, StaleCause, StaleStatus
 from ._store import EventStore
 from .errors import InsyncError
 
-__all__ = ["main", "status_to_json"]
+__all__ = ["event_to_json", "explain", "main", "status_to_json"]
 
 _STYLE = {StaleStatus.FRESH: "green", StaleStatus.STALE: "yellow", StaleStatus.MISSING: "red"}
 

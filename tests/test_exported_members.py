@@ -10,6 +10,14 @@ def test_core_exports() -> None:
     }
 
 
+def test_ui_and_cli_exports() -> None:
+    import insync.core.cli
+    import insync.core.ui
+
+    assert insync.core.ui.__all__ == ["create_app", "serve"]
+    assert insync.core.cli.__all__ == ["event_to_json", "explain", "main", "status_to_json"]
+
+
 def test_core_imports_no_orchestrator() -> None:
     import subprocess
     import sys

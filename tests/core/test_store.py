@@ -53,6 +53,15 @@ def test_events_history_and_provenance(any_store: EventStore) -> None:
     assert any_store.history("a", limit=1) == [latest]
 
 
+def test_change_markers_move_with_registrations_and_events(any_store: EventStore) -> None:
+    assert (any_store.definitions_revision(), any_store.last_event_id()) == (0, 0)
+    any_store.register([AssetSpec("a", code_version="1")])
+    any_store.register([AssetSpec("a", code_version="2")])
+    assert any_store.definitions_revision() == 2
+    event = any_store.record_materialization("a")
+    assert any_store.last_event_id() == event.id and any_store.definitions_revision() == 2
+
+
 def test_statuses_for_a_graph(any_store: EventStore) -> None:
     any_store.register([AssetSpec(f"n{i}", code_version="1", deps=[f"n{i - 1}"] if i else []) for i in range(20)])
     for i in range(20):

@@ -59,10 +59,16 @@ def upgrade() -> None:
         sa.Column("dep_key", sa.Text, primary_key=True),
     )
     op.create_index("ix_insync_deps_dep_key", "insync_deps", ["dep_key"])
+    op.create_table(
+        "insync_counters",
+        sa.Column("name", sa.String(64), primary_key=True),
+        sa.Column("value", sa.BigInteger, nullable=False),
+    )
 
 
 def downgrade() -> None:
     for table in (
+        "insync_counters",
         "insync_deps",
         "insync_definitions",
         "insync_latest",
