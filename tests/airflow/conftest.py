@@ -6,6 +6,7 @@ conftest import, before any test module imports Airflow.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
@@ -20,6 +21,7 @@ from typing import Any
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="insync-airflow-home-"))
+atexit.register(shutil.rmtree, _HOME, ignore_errors=True)
 _DAGS = _HOME / "dags"
 _DAGS.mkdir()
 # Importable helpers for DAG files and triggers (a trigger imports its observe function by path).
@@ -73,13 +75,12 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 
 @pytest.fixture(scope="session")
-def airflow_db() -> Iterator[Path]:
+def airflow_db() -> Path:
     """Migrate the session's sqlite metadata database once (about 6 s)."""
     from airflow.utils.db import upgradedb
 
     upgradedb()
-    yield _HOME
-    shutil.rmtree(_HOME, ignore_errors=True)
+    return _HOME
 
 
 @dataclass
@@ -145,6 +146,21 @@ class AirflowHarness:
                 xcoms[name] = decoded
         return Run(dag_run, states, decisions, xcoms)
 
+    def asset_events(self, name: str) -> list[dict[str, Any]]:
+        """The `extra` of every Airflow asset event of the Asset called `name`, oldest first."""
+        from airflow.models.asset import AssetEvent, AssetModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            rows = session.scalars(
+                select(AssetEvent)
+                .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                .where(AssetModel.name == name)
+                .order_by(AssetEvent.id)
+            ).all()
+            return [dict(row.extra or {}) for row in rows]
+
     def cleanup(self) -> None:
         for path in self.files:
             path.unlink(missing_ok=True)
@@ -163,22 +179,3 @@ def airflow(airflow_db: Path, insync_home: Path) -> Iterator[AirflowHarness]:
     harness = AirflowHarness(airflow_db / "dags")
     yield harness
     harness.cleanup()
-
-
-def _asset_events(self: AirflowHarness, name: str) -> list[dict[str, Any]]:
-    """The `extra` of every Airflow asset event of the Asset called `name`, oldest first."""
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-    from sqlalchemy import select
-
-    with create_session() as session:
-        rows = session.scalars(
-            select(AssetEvent)
-            .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
-            .where(AssetModel.name == name)
-            .order_by(AssetEvent.id)
-        ).all()
-        return [dict(row.extra or {}) for row in rows]
-
-
-AirflowHarness.asset_events = _asset_events  # type: ignore[attr-defined]
