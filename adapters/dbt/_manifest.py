@@ -272,25 +272,26 @@ def assets_from_manifest(manifest: Manifest, project_root: str) -> dict[str, Dbt
 
 
 def topological_order(assets: Mapping[str, DbtAsset], ids: Iterable[str]) -> list[str]:
-    """`ids` ordered parents first (dbt's graph is acyclic; ties broken by unique id)."""
-    wanted = set(ids)
-    order: list[str] = []
-    state: dict[str, int] = {}
-    for start in sorted(wanted):
-        stack: list[tuple[str, bool]] = [(start, False)]
+    """`ids` parents first, layer by layer (depth in the graph, then name): seeds and sources'
+    readers first, marts last, which is also how people read a build summary."""
+    depth: dict[str, int] = {}
+
+    def depth_of(start: str) -> int:
+        # Iterative: a deep dbt graph must not hit Python's recursion limit.
+        stack = [start]
         while stack:
-            uid, done = stack.pop()
-            if done:
-                state[uid] = 2
-                if uid in wanted:
-                    order.append(uid)
+            uid = stack[-1]
+            if uid in depth:
+                stack.pop()
                 continue
-            if state.get(uid):
-                continue
-            state[uid] = 1
-            stack.append((uid, True))
             asset = assets.get(uid)
-            for parent in sorted(asset.parents if asset else (), reverse=True):
-                if not state.get(parent):
-                    stack.append((parent, False))
-    return order
+            parents = asset.parents if asset else ()
+            pending = [p for p in parents if p not in depth]
+            if pending:
+                stack.extend(pending)
+                continue
+            depth[uid] = 1 + max((depth[p] for p in parents), default=-1)
+            stack.pop()
+        return depth[start]
+
+    return sorted(set(ids), key=lambda uid: (depth_of(uid), assets[uid].name, uid))

@@ -11,6 +11,7 @@ from ._manifest import DbtAsset
 
 __all__ = ["BuildReport", "NodeOutcome"]
 
+# Also the order of the summary line's counts.
 _STYLE: Final = {
     "built": "green", "would build": "yellow", "reused": "dim", "reuse": "dim",
     "failed": "red", "test failed": "red", "skipped": "red",
@@ -83,10 +84,11 @@ class BuildReport:
                 "nodes": [o.to_json() for o in self.outcomes]}
 
     def summary(self) -> str:
-        counts: dict[str, int] = {}
+        counts = {action: 0 for action in _STYLE}
         for o in self.outcomes:
             counts[o.action] = counts.get(o.action, 0) + 1
-        parts = ", ".join(f"{n} {action}" for action, n in counts.items()) or "nothing selected"
+        parts = ", ".join(f"{n} {action}" for action, n in counts.items() if n)
+        parts = parts or "nothing selected"
         calls = "" if self.command == "status" else f" ({self.invocations} dbt call(s))"
         return f"insync dbt {self.command}: {parts}{calls}"
 
