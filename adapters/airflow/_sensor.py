@@ -91,7 +91,11 @@ class InsyncObservationSensor(BaseSensorOperator):
     def _finish(self, context: Context, payload: dict[str, Any]) -> dict[str, Any]:
         from airflow.sdk import Asset
 
-        for outlet in self.outlets or ():
+        if not payload["new"]:
+            # Same rule as for versioned tasks: an Airflow asset event only when insync recorded
+            # something new, so DAGs scheduled on the source do not run for an unchanged one.
+            context["task"].outlets = []
+        for outlet in context["task"].outlets or ():
             if isinstance(outlet, Asset):
                 context["outlet_events"][outlet].extra.update(
                     {"insync_key": payload["key"], "data_version": payload["data_version"]}

@@ -34,6 +34,8 @@ def test_walkthrough_runs_1_2_3(airflow, tmp_path: Path, monkeypatch: pytest.Mon
     assert third.xcoms["multiplied"] == 40
     events = airflow.asset_events("walkthrough/multiplied")
     assert [e["code_version"] for e in events] == ["v1", "v1"]
+    # The unchanged source in run 2 emitted no Airflow asset event either.
+    assert len(airflow.asset_events("raw/numbers_file")) == 2
 
 
 def test_event_driven_example_parses(airflow, tmp_path: Path):
