@@ -94,7 +94,7 @@ def test_python_api_for_orchestrator_tasks(built_shop: Shop) -> None:
     assert event.metadata["dbt_unique_id"] == "model.shop.orders"
     nodes = {n["name"]: n for n in report.to_json()["nodes"]}
     assert nodes["orders"]["action"] == "built"
-    assert nodes["raw_customers"]["action"] == "reused"
+    assert nodes["raw_products"]["action"] == "reused"
     # The warehouse is released when the call returns: another process could write it now.
     import duckdb
 
