@@ -89,10 +89,7 @@ def _report(label: str, results: dict[str, list[float]]) -> None:
         if not values:
             continue
         p90 = values[min(len(values) - 1, int(len(values) * 0.9))]
-        print(
-            f"  {label:<10} {phase:<38} n={len(values):<3} "
-            f"median {statistics.median(values):7.2f} ms   p90 {p90:7.2f} ms"
-        )
+        print(f"| {label} | {phase} | {len(values)} | {statistics.median(values):.2f} | {p90:.2f} |")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -137,7 +134,9 @@ def main(argv: list[str] | None = None) -> None:
             postgres = _measure(dags, args.tasks, "postgres", pg_url.render_as_string(hide_password=False))
         except sa.exc.OperationalError as exc:
             print(f"PostgreSQL unavailable ({exc.orig}); SQLite only", file=sys.stderr)
-        print(f"\ninsync overhead per Airflow task ({args.tasks} chained tasks)")
+        print(f"\ninsync overhead per Airflow task ({args.tasks} chained tasks, `dag.test()`)\n")
+        print("| store | phase | tasks | median ms | p90 ms |")
+        print("|---|---|---|---|---|")
         _report("SQLite", sqlite)
         _report("PostgreSQL", postgres)
     finally:
