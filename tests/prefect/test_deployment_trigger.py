@@ -1,0 +1,80 @@
+"""A changed source starts a served deployment through `source_changed_trigger`, for real."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+from insync.adapters.prefect import observation_flow
+from prefect.client.orchestration import get_client
+from prefect.events.worker import EventsWorker
+
+SERVED = textwrap.dedent(
+    """
+    import sys
+    from pathlib import Path
+    from prefect import flow
+    from insync.adapters.prefect import source_changed_trigger
+
+    MARKER = Path(sys.argv[1])
+
+    @flow(name="downstream-of-served-source")
+    def downstream():
+        with MARKER.open("a") as handle:
+            handle.write("ran\\n")
+
+    if __name__ == "__main__":
+        downstream.serve(name="on-change", triggers=[source_changed_trigger("raw/served")])
+    """
+)
+
+
+def _wait(condition: object, what: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():  # type: ignore[operator]
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.2)
+
+
+def test_changed_source_starts_the_downstream_deployment(tmp_path: Path) -> None:
+    script = tmp_path / "served_flow.py"
+    script.write_text(SERVED)
+    marker = tmp_path / "ran.txt"
+    versions = iter(["v1", "v1", "v2"])
+    observe = observation_flow({"raw/served": lambda: next(versions)}, name="observe-served")
+    server = subprocess.Popen(
+        [sys.executable, str(script), str(marker)],
+        cwd=tmp_path,
+        env={**os.environ, "PREFECT_RUNNER_POLL_FREQUENCY": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    try:
+
+        def served() -> bool:
+            with get_client(sync_client=True) as client:
+                automations = client.read_automations_by_name("on-change__automation_1")
+            return bool(automations)
+
+        _wait(served, "the served deployment and its automation")
+        observe()  # INITIAL -> v1: a change, the deployment runs once
+        EventsWorker.drain_all()
+        _wait(lambda: marker.exists(), "the triggered flow run")
+        observe()  # v1 -> v1: no event
+        observe()  # v1 -> v2: a change, a second run
+        EventsWorker.drain_all()
+        _wait(lambda: marker.read_text().count("ran") == 2, "the second triggered flow run")
+        time.sleep(2)  # nothing else arrives for the unchanged observation
+        assert marker.read_text().count("ran") == 2
+    finally:
+        server.terminate()
+        try:
+            output = server.communicate(timeout=20)[0].decode()
+        except subprocess.TimeoutExpired:
+            server.kill()
+            output = server.communicate()[0].decode()
+    assert "downstream-of-served-source" in output
