@@ -140,3 +140,64 @@ def test_retry_after_record_does_not_record_twice(airflow):
     events = airflow.asset_events("retry/out")
     # The first try never succeeded in Airflow's eyes: the retry still emits the asset event.
     assert [e["data_version"] for e in events] == [str(history[0].data_version)]
+
+
+CROSS_DAG = """
+from airflow.sdk import dag, task, Asset
+from insync.adapters.airflow import versioned
+
+orders = Asset("raw/orders")
+
+@dag(dag_id="producer", schedule=None)
+def producer():
+    @task(outlets=[orders])
+    @versioned(code_version="{version}")
+    def load_orders():
+        return [1, 2, 3]
+
+    load_orders()
+
+@dag(dag_id="consumer", schedule=[orders])
+def consumer():
+    @task(inlets=[orders])
+    @versioned(code_version="v1")
+    def report():
+        return "report"
+
+    @task
+    @versioned(code_version=None)
+    def always():
+        return "unversioned"
+
+    report()
+    always()
+
+producer()
+consumer()
+"""
+
+
+def test_asset_scheduled_dag_depends_on_the_producer_dag(airflow):
+    path = airflow.write(CROSS_DAG.format(version="v1"))
+    assert airflow.run(path, "producer").decisions == {"load_orders": "run"}
+    first = airflow.run(path, "consumer")
+    assert first.decisions == {"report": "run", "always": "run"}
+    second = airflow.run(path, "consumer")
+    # No code version: unknown, so it never skips.
+    assert second.decisions == {"report": "skip", "always": "run"}
+
+    airflow.write(CROSS_DAG.format(version="v2"), name=path.stem)
+    assert airflow.run(path, "producer").decisions == {"load_orders": "run"}
+    assert airflow.run(path, "consumer").decisions == {"report": "run", "always": "run"}
+    with EventStore() as store:
+        report = store.latest_event("consumer/report")
+        producer = store.latest_event("raw/orders")
+        assert [(str(i.key), i.event_id) for i in report.inputs] == [("raw/orders", producer.id)]
+
+
+def test_a_bad_force_setting_fails_the_task_and_records_nothing(airflow):
+    path = airflow.write(CROSS_DAG.format(version="v1"))
+    run = airflow.run(path, "producer", conf={"insync_force": 3})
+    assert run.states == {"load_orders": "failed"}
+    with EventStore() as store:
+        assert store.history("raw/orders") == []
