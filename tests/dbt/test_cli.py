@@ -70,3 +70,19 @@ def test_broken_observe_query_names_the_source(built_shop: Shop) -> None:
     code, out = invoke(built_shop, "build")
     assert code == 1
     assert "ObservationError: could not observe dbt source raw.orders (raw/orders)" in out
+
+
+def test_mounted_under_the_insync_command_it_uses_its_store(built_shop: Shop) -> None:
+    import copy
+
+    from insync.core.cli import main
+
+    insync = copy.copy(main)  # what the `insync.cli` entry point does, without touching `main`
+    insync.commands = {**main.commands, "dbt": dbt_group}
+    url = built_shop.store.url.render_as_string(hide_password=False)
+    project = ["--project-dir", str(built_shop.dir), "--profiles-dir", str(built_shop.dir)]
+    result = CliRunner().invoke(insync, ["--database-url", url, "dbt", "status", *project])
+    assert result.exit_code == 0, result.output
+    assert "insync dbt status: 9 reuse" in result.output
+    result = CliRunner().invoke(insync, ["--database-url", url, "status"])
+    assert "0 unsynced, 11 synced" in result.output  # the same store, seen by the core command
