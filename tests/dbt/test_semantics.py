@@ -118,3 +118,28 @@ def test_selection_by_fqn_does_not_catch_a_folder_named_like_a_model(built_shop:
     ran = {r["unique_id"] for r in results["results"]}
     assert "model.shop.orders_extra" not in ran
     assert "model.shop.orders" in ran
+
+
+def test_loaded_at_field_observes_and_unobserved_sources_are_external(shop: Shop) -> None:
+    shop.edit("models/sources.yml", """
+version: 2
+sources:
+  - name: raw
+    schema: raw
+    tables:
+      - name: orders
+        config: {loaded_at_field: ordered_at}
+        meta: {insync: {key: raw/orders}}
+      - name: payments
+        meta: {insync: {key: raw/payments}}
+""")
+    assert shop.build().success
+    kinds = {str(k): shop.store.definitions()[k].kind
+             for k in (AssetKey("raw/orders"), AssetKey("raw/payments"))}
+    assert kinds == {"raw/orders": "observable", "raw/payments": "external"}
+    shop.load_more()  # new orders (a later ordered_at) and new payments
+    report = shop.build()
+    assert report.outcome("stg_orders").action == "built"
+    assert "raw/orders has a new data version" in report.outcome("stg_orders").reason
+    # Nobody observes or records raw/payments: insync cannot know it changed.
+    assert report.outcome("stg_payments").action == "reused"
