@@ -30,7 +30,11 @@ def query(sql: str) -> list[dict[str, Any]]:
         rows = cursor.fetchall()
     return [
         {
-            name: float(value) if isinstance(value, Decimal) else str(value) if name.endswith("date") else value
+            name: float(value)
+            if isinstance(value, Decimal)
+            else str(value)
+            if name.endswith("date")
+            else value
             for name, value in zip(names, row, strict=True)
         }
         for row in rows
