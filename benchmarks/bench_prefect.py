@@ -3,16 +3,18 @@
 One flow of N chained tasks (each passes a small dict to the next, so every versioned task has
 one inferred dependency), run against a real Prefect server:
 
-- `prefect-default`: `@task` as a user writes it (Prefect's DEFAULT cache policy);
-- `prefect-persist`: `@task(persist_result=True)`, the same result persistence insync uses;
-- `insync`: `@versioned(key, code_version="v1")` above `@task`.
+- `prefect-default`: `@task` as a user writes it (Prefect's DEFAULT cache policy, which keys
+  on the flow run id: it never hits across flow runs);
+- `prefect-inputs`: `@task(cache_policy=INPUTS, persist_result=True)`: Prefect's own
+  cross-run cache, with the result persistence insync uses;
+- `insync-<store>`: `@versioned(key, code_version="v1")` above `@task`, on SQLite and (if
+  reachable) PostgreSQL.
 
-For each variant: the first flow run (every task executes) and the median of later runs
-(insync: every task Cached; Prefect's DEFAULT policy includes the flow run id, so its tasks
-execute again). Also timed in-process: the cache-policy check (`Step.check` + result-store
-lookup) and the record, per task.
+Each repetition runs a variant's flow twice: first every task executes, then (except for
+prefect-default) every task ends Cached. Also timed in process: the cache-policy check
+(`Step.check` + result-store lookup) and the record, per task run.
 
-    python benchmarks/bench_prefect.py [--tasks 50] [--runs 5] [--store-url URL]
+    python benchmarks/bench_prefect.py [--tasks 50] [--runs 5] [--postgres ADMIN_URL]
 
 Starts `prefect server start` on 127.0.0.1 under a temp dir unless PREFECT_API_URL is set.
 """
@@ -90,11 +92,12 @@ def _step(i: int) -> Callable[[dict[str, int]], dict[str, int]]:
     return compute
 
 
-def _chain(name: str, tasks: list[Any]) -> Any:
+def _chain(name: str, tasks: list[Any], rep: int) -> Any:
     from prefect import flow
 
     def chain() -> dict[str, int]:
-        value = {"i": -1, "sum": 0}
+        # Distinct inputs per repetition: Prefect's INPUTS policy keys on nothing else.
+        value = {"i": -1, "sum": rep * 1_000_003}
         for t in tasks:
             value = t(value)
         return value
@@ -102,18 +105,26 @@ def _chain(name: str, tasks: list[Any]) -> Any:
     return flow(chain, name=f"bench-{name}")
 
 
-def build_flows(n: int, store_urls: dict[str, str]) -> dict[str, Any]:
+def build_flows(n: int, store_urls: dict[str, str], rep: int) -> dict[str, Any]:
+    """The variants' flows; insync assets get fresh keys per repetition (so run 1 executes)."""
     from insync.adapters.prefect import versioned
     from prefect import task
+    from prefect.cache_policies import INPUTS
 
     flows = {
-        "prefect-default": _chain("default", [task(_step(i)) for i in range(n)]),
-        "prefect-persist": _chain("persist", [task(_step(i), persist_result=True) for i in range(n)]),
+        "prefect-default": _chain("default", [task(_step(i)) for i in range(n)], rep),
+        "prefect-inputs": _chain(
+            "inputs", [task(_step(i), cache_policy=INPUTS, persist_result=True) for i in range(n)], rep
+        ),
     }
     for store, url in store_urls.items():
         flows[f"insync-{store}"] = _chain(
             f"insync-{store}",
-            [versioned(f"bench/step_{i}", code_version="v1", store=url)(task(_step(i))) for i in range(n)],
+            [
+                versioned(f"bench/r{rep}/step_{i}", code_version="v1", store=url)(task(_step(i)))
+                for i in range(n)
+            ],
+            rep,
         )
     return flows
 
@@ -170,7 +181,7 @@ def _postgres_url(admin_url: str) -> str | None:
 def main() -> None:
     parser = argparse.ArgumentParser(description="insync Prefect adapter overhead per task")
     parser.add_argument("--tasks", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=5, help="flow runs after the first")
+    parser.add_argument("--runs", type=int, default=5, help="repetitions per variant")
     parser.add_argument(
         "--postgres",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/test",
@@ -198,48 +209,52 @@ def _ms(values: list[float], q: float) -> str:
 def report(n: int, runs: int, stores: dict[str, str]) -> None:
     import logging
 
-    logging.getLogger("prefect").setLevel(logging.WARNING)
-    flows = build_flows(n, stores)
     from insync.adapters.prefect import _runtime
 
-    timed(flows["prefect-default"])  # warm-up: imports, client, first connection
+    logging.getLogger("prefect").setLevel(logging.WARNING)
+    timed(build_flows(n, stores, -1)["prefect-default"])  # warm-up: imports, client
     for url in stores.values():
         _runtime.open_store(url)  # schema creation is once per store, not per task
     samples = instrument()
-    first: dict[str, float] = {}
-    per_store: dict[str, dict[str, list[float]]] = {}
-    for name, flow_obj in flows.items():
-        before = {k: len(v) for k, v in samples.items()}
-        first[name] = timed(flow_obj)
-        per_store[name] = {k: samples[k][before[k] :] for k in samples}
-    later: dict[str, list[float]] = {name: [] for name in flows}
-    for _ in range(runs):  # interleaved, so load changes on the machine hit every variant
-        for name, flow_obj in flows.items():
+    execute: dict[str, list[float]] = {}
+    cached: dict[str, list[float]] = {}
+    inside: dict[str, dict[str, list[float]]] = {}
+    for rep in range(runs):  # interleaved, so load changes on the machine hit every variant
+        for name, flow_obj in build_flows(n, stores, rep).items():
             before = {k: len(v) for k, v in samples.items()}
-            later[name].append(timed(flow_obj))
+            execute.setdefault(name, []).append(timed(flow_obj))
+            if name != "prefect-default":  # its DEFAULT policy never hits across flow runs
+                cached.setdefault(name, []).append(timed(flow_obj))
+            got = inside.setdefault(name, {k: [] for k in samples})
             for k in samples:
-                per_store[name][k] += samples[k][before[k] :]
+                got[k] += samples[k][before[k] :]
+
+    def per_task(values: list[float] | None) -> str:
+        return f"{statistics.median(values) / n * 1000:.1f}" if values else "-"
+
     print(
-        f"{n} chained tasks per flow run; run 1 then the median of {runs} later runs "
-        f"(insync: every task Cached; Prefect's DEFAULT policy keys on the flow run id, so "
-        f"its tasks execute again).\n"
+        f"A flow of {n} chained tasks, run against a real Prefect server; median of {runs} "
+        f"repetitions per variant, interleaved. First run: every task executes (insync: "
+        f"fresh asset keys). Second run: the same flow again (Cached where the policy hits).\n"
     )
-    print("| variant | run 1, ms/task | later runs, ms/task |")
+    print("| variant | first run, ms/task | second run, ms/task |")
     print("|---|---:|---:|")
-    for name in flows:
-        print(f"| {name} | {first[name] / n * 1000:.1f} | {statistics.median(later[name]) / n * 1000:.1f} |")
+    for name in execute:
+        print(f"| {name} | {per_task(execute[name])} | {per_task(cached.get(name))} |")
     print("\nInside each insync task run (what the adapter adds, timed in process):\n")
     print("| store | check median / p90 ms | record median / p90 ms |")
     print("|---|---:|---:|")
     for store in stores:
-        got = per_store[f"insync-{store}"]
+        got = inside[f"insync-{store}"]
         print(
             f"| {store} | {_ms(got['check'], 0.5)} / {_ms(got['check'], 0.9)} | "
             f"{_ms(got['record'], 0.5)} / {_ms(got['record'], 0.9)} |"
         )
     print(
-        "\ncheck = Step.check (status + input snapshot) + cache key + result-store lookup "
-        "at task-run start; record = Step.record after the function returned (run 1 only)."
+        "\ncheck = Step.check (status + input snapshot) + cache key + result-store lookup at "
+        "task-run start, on both runs; record = Step.record after the function returned (first "
+        "run). prefect-default = `@task`; prefect-inputs = `@task(cache_policy=INPUTS, "
+        "persist_result=True)`, Prefect's own cross-run cache."
     )
 
 

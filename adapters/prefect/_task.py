@@ -178,7 +178,8 @@ def version_task(task: Task[Any, Any], binding: Binding) -> Task[Any, Any]:
     """A copy of `task` whose runs are checked, skipped as Cached, and recorded.
 
     :raises ConfigError: the task is a generator, or already has its own cache policy, cache
-        key function or `persist_result=False` (a Cached run needs the persisted result).
+        key function, result storage key or `persist_result=False` (a Cached run needs the
+        persisted result under insync's key).
     """
     if task.isgenerator:
         raise ConfigError(f"task {task.name!r} is a generator; a versioned task must return its value")
@@ -189,6 +190,11 @@ def version_task(task: Task[Any, Any], binding: Binding) -> Task[Any, Any]:
         raise ConfigError(
             f"task {task.name!r} sets its own cache_policy/cache_key_fn; insync computes the cache "
             f"key from code and data versions: remove it from @task"
+        )
+    if task.result_storage_key is not None:
+        raise ConfigError(
+            f"task {task.name!r} sets result_storage_key; insync names the stored result after its "
+            f"code and data versions: remove result_storage_key"
         )
     if task.persist_result is False:
         raise ConfigError(

@@ -181,6 +181,13 @@ def test_decoration_errors_name_the_problem_and_the_fix() -> None:
     with pytest.raises(ConfigError, match="persist_result=False"):
         versioned("raw/orders")(not_persisted)
 
+    @task(result_storage_key="fixed-{parameters}")
+    def fixed_key() -> int:
+        return 1
+
+    with pytest.raises(ConfigError, match="result_storage_key"):
+        versioned("raw/orders")(fixed_key)
+
     with pytest.raises(ConfigError, match="non-empty mapping"):
         observation_flow({})
     with pytest.raises(ConfigError, match="not callable"):
