@@ -8,7 +8,8 @@ Choices, each deliberate (see examples/dbt/README.md):
 - tests are not assets: they run with the models they test, and a model whose error-severity
   test fails is not recorded (the next build retries it and its tests);
 - snapshots always run (their job is to notice source changes insync may not see) and get a
-  content data version, so a snapshot that captured nothing leaves its descendants in sync.
+  content data version, so a snapshot that captured nothing leaves its descendants in sync
+  (on a warehouse without a checksum query, a new version per run: descendants always rebuild).
 """
 
 from __future__ import annotations
@@ -220,8 +221,13 @@ def _source_asset(source: Any) -> DbtAsset:
     )
 
 
-def assets_from_manifest(manifest: Manifest, project_root: str) -> dict[str, DbtAsset]:
+def assets_from_manifest(
+    manifest: Manifest, project_root: str, *, content_checksums: bool = True
+) -> dict[str, DbtAsset]:
     """Every model, seed, snapshot and source of a compiled manifest, keyed by unique id.
+
+    `content_checksums` says whether the warehouse has a checksum query (else snapshots default
+    to logical data versions).
 
     :raises ConfigError: bad meta.insync, a malformed key, or two nodes sharing one key.
     """
@@ -249,7 +255,8 @@ def assets_from_manifest(manifest: Manifest, project_root: str) -> dict[str, Dbt
             continue
         meta = _insync_meta(uid, _node_meta(node))
         snapshot = str(node.resource_type) == "snapshot"
-        mode: DataVersionMode = meta.get("data_version", "content" if snapshot else "logical")
+        default = "content" if snapshot and content_checksums else "logical"
+        mode: DataVersionMode = meta.get("data_version", default)
         assets[uid] = DbtAsset(
             unique_id=uid, name=node.name, resource_type=str(node.resource_type),
             key=_key(uid, meta, (node.database, node.schema, node.alias)),

@@ -14,7 +14,6 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from insync.core import (
-    AssetKey,
     AssetStatus,
     ConfigError,
     DataVersion,
@@ -170,11 +169,19 @@ class DbtProject:
         clock.lap("parse")
         invoker.compile()
         clock.lap("compile")
-        assets = assets_from_manifest(manifest, os.path.abspath(dbt_args.project_dir))
         warehouse = str(getattr(manifest.metadata, "adapter_type", "") or "")
+        assets = assets_from_manifest(manifest, os.path.abspath(dbt_args.project_dir),
+                                      content_checksums=warehouse in SUPPORTED_WAREHOUSES)
         ctx = _Context(invoker, manifest, assets, warehouse, clock)
         ctx.selected = self._selection(ctx, dbt_args.selection, _COMMAND_TYPES[command])
         clock.lap("select")
+        content = sorted(assets[u].name for u in ctx.selected if assets[u].data_version == "content")
+        if content and warehouse not in SUPPORTED_WAREHOUSES:
+            # Refused before building: after the build, nothing could be recorded for them.
+            raise ConfigError(
+                f"content data versions are implemented for {', '.join(SUPPORTED_WAREHOUSES)}, "
+                f"not {warehouse}; remove meta.insync.data_version from {', '.join(content)}"
+            )
         self._register(ctx)
         clock.lap("register")
         self._observe_and_check(ctx, observe=observe)
@@ -370,11 +377,17 @@ class DbtProject:
                 detail = message[0] if message else status
                 outcomes[d.unique_id] = NodeOutcome(asset, "failed", f"{status}: {detail}")
         content = self._content_versions(ctx, [d.unique_id for d in succeeded])
-        items = []
-        for d in succeeded:
+        by_id = {d.unique_id: d for d in succeeded}
+        items = []  # parents first: each child's provenance sees its parent's new version
+        for uid in topological_order(ctx.assets, by_id):
+            d = by_id[uid]
             asset = ctx.assets[d.unique_id]
             res = results[d.unique_id]
             version = content.get(d.unique_id)
+            if version is None and asset.always_run:
+                # It ran because it always runs, not because its inputs changed: without a
+                # checksum, only a new version per run keeps its descendants honest.
+                version = fingerprint_value(["dbt-always-run", run_id, uid])
             items.append(Materialization(
                 key=asset.key, data_version=version, run_id=run_id, framework=FRAMEWORK,
                 metadata={"dbt_unique_id": d.unique_id, "reason": d.reason,
@@ -382,8 +395,6 @@ class DbtProject:
                           "data_version_kind": asset.data_version},
             ))
             outcomes[d.unique_id] = NodeOutcome(asset, "built", d.reason)
-        order = {u: i for i, u in enumerate(topological_order(ctx.assets, [d.unique_id for d in succeeded]))}
-        items.sort(key=lambda m: order[_uid_of(ctx, m.key)])
         self.store.record_materializations(items)
         return any_failed
 
@@ -391,12 +402,6 @@ class DbtProject:
         wanted = [ctx.assets[u] for u in ids if ctx.assets[u].data_version == "content"]
         if not wanted:
             return {}
-        if ctx.warehouse not in SUPPORTED_WAREHOUSES:
-            raise ConfigError(
-                f"content data versions are implemented for {', '.join(SUPPORTED_WAREHOUSES)}, "
-                f"not {ctx.warehouse}; remove meta.insync.data_version from "
-                f"{', '.join(a.name for a in wanted)}"
-            )
         expressions = [
             (a.unique_id, checksum_expression(ctx.warehouse, a.relation or "", a.database,
                                               a.schema, a.identifier))
@@ -421,7 +426,6 @@ class _Context:
         self.owned_elsewhere: set[str] = set()
         self.existing: set[str] | None = None
         self.force_reason: str | None = None
-        self._by_key = {a.key: uid for uid, a in assets.items()}
 
 
 class _Clock:
@@ -435,10 +439,6 @@ class _Clock:
         now = time.perf_counter()
         self.laps[phase] = round(self.laps.get(phase, 0.0) + now - self._last, 4)
         self._last = now
-
-
-def _uid_of(ctx: _Context, key: AssetKey) -> str:
-    return ctx._by_key[key]
 
 
 def _selectors(manifest: Manifest, ids: Sequence[str]) -> tuple[list[str], list[str]]:
