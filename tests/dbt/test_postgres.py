@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ CHILD = "select kind, count(*) as n from {{ ref('base') }} group by kind"
 
 
 @pytest.fixture
-def pg_project(tmp_path: Path, postgres_url: str, sqlite_url: str) -> tuple[DbtProject, sa.Engine]:
+def pg_project(tmp_path: Path, postgres_url: str) -> Iterator[tuple[DbtProject, sa.Engine]]:
     url = sa.make_url(postgres_url)
     root = tmp_path / "pg"
     (root / "models").mkdir(parents=True)
@@ -56,7 +57,7 @@ def pg_project(tmp_path: Path, postgres_url: str, sqlite_url: str) -> tuple[DbtP
         conn.execute(sa.text("create schema raw"))
         conn.execute(sa.text("create table raw.events (id int, kind text)"))
         conn.execute(sa.text("insert into raw.events values (1, 'a'), (2, 'b'), (3, 'a')"))
-    store = EventStore(sqlite_url)
+    store = EventStore(postgres_url)  # the shared store, in the warehouse's own database
     yield DbtProject(root, profiles_dir=root, store=store), engine
     store.close()
     engine.dispose()
