@@ -192,3 +192,18 @@ def test_run_builds_models_only(built_shop: Shop) -> None:
     report = built_shop.project().run()
     assert report.built == ["stg_orders", "orders", "customers", "revenue_by_country"]
     assert "raw_products" not in {o.asset.name for o in report.outcomes}
+
+
+def test_a_failure_stops_the_second_call_and_says_what_waits(built_shop: Shop) -> None:
+    built_shop.replace("models/staging/stg_customers.sql", "    country\n", "    lower(country) as country\n")
+    built_shop.edit("models/marts/broken.sql", "select no_such_column from {{ ref('raw_products') }}\n")
+    report = built_shop.build()
+    assert report.invocations == 1
+    assert report.outcome("stg_customers").action == "built"
+    assert report.outcome("broken").action == "failed"
+    waiting = report.outcome("customers")
+    assert waiting.action == "skipped"
+    assert waiting.reason.startswith("not built after a failure: ")
+    assert "stg_customers has a new data version" in waiting.reason
+    assert report.outcome("revenue_by_country").action == "skipped"
+    assert built_shop.store.status(key("customers")).status is StaleStatus.STALE
