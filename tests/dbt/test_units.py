@@ -81,3 +81,23 @@ def test_exported_names() -> None:
 
     assert adapter.__all__ == sorted(adapter.__all__)
     assert adapter.__all__ == ["BuildReport", "DbtError", "DbtProject", "NodeOutcome"]
+
+
+def test_import_without_dbt_says_what_to_install() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import importlib.metadata as m\n"
+        "real = m.version\n"
+        "def version(name):\n"
+        "    if name == 'dbt-core':\n"
+        "        raise m.PackageNotFoundError(name)\n"
+        "    return real(name)\n"
+        "m.version = version\n"
+        "import insync.adapters.dbt\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=False)
+    assert result.returncode == 1
+    assert "pip install 'insync[dbt]'" in result.stderr
