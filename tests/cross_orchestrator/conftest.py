@@ -73,6 +73,8 @@ def prefect_api_url() -> Iterator[str]:
     env = {
         **_framework_free_env(),
         "PREFECT_HOME": str(home / "home"),
+        # Its default ignores PREFECT_HOME (Prefect 3.7): keep the server out of ~/.prefect.
+        "PREFECT_SERVER_MEMO_STORE_PATH": str(home / "memo_store.toml"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
         # The server's own services (scheduler, late runs, ...) play no part here.

@@ -30,8 +30,12 @@ FRAMEWORKS = {
 }
 # What the new order reaches (besides the observed file itself).
 ORDERS_CHAIN = ("raw/orders", "staging/orders", "marts/daily_revenue", "reports/daily_revenue")
-CUSTOMERS_CHAIN = ("raw/customers", "staging/customers", "marts/customers_by_country",
-                   "reports/customers_by_country")
+CUSTOMERS_CHAIN = (
+    "raw/customers",
+    "staging/customers",
+    "marts/customers_by_country",
+    "reports/customers_by_country",
+)
 
 
 def _statuses(scenario: Scenario, phase: str) -> dict[str, str]:
@@ -48,8 +52,10 @@ def check_scenario(s: Scenario) -> None:
     pass1 = r["summary"]["pass1"]
     assert pass1 == {
         "airflow": {"ran": ["load_orders", "load_customers"], "skipped": []},
-        "dbt": {"ran": ["stg_customers", "stg_orders", "customers_by_country", "daily_revenue"],
-                "skipped": []},
+        "dbt": {
+            "ran": ["stg_customers", "stg_orders", "customers_by_country", "daily_revenue"],
+            "skipped": [],
+        },
         "prefect": {"ran": ["reports/daily_revenue", "reports/customers_by_country"], "skipped": []},
     }
 
@@ -131,9 +137,13 @@ def _check_outputs(s: Scenario) -> None:
     cli = Path(sys.executable).parent / "insync"
     shown = subprocess.run(
         [str(cli), "--database-url", s.store_url, "status", "--json"],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     )
-    assert {row["key"]: row["label"] for row in json.loads(shown.stdout)} == dict.fromkeys(FRAMEWORKS, "Synced")
+    assert {row["key"]: row["label"] for row in json.loads(shown.stdout)} == dict.fromkeys(
+        FRAMEWORKS, "Synced"
+    )
 
 
 def test_end_to_end_on_the_default_sqlite_store(run_example: Any) -> None:
