@@ -28,6 +28,7 @@ from ._task import version_task
 
 if TYPE_CHECKING:
     from prefect.client.schemas.objects import State
+    from prefect.locking.protocol import LockManager
 
 _T = TypeVar("_T", bound="Task[Any, Any] | Flow[Any, Any]")
 
@@ -43,6 +44,7 @@ def versioned(
     value_cache: ValueCache | None = None,
     force: bool = False,
     metadata: Mapping[str, Any] | None = None,
+    lock_manager: LockManager | None = None,
 ) -> Callable[[_T], _T]:
     """Declare that a Prefect `@task` or `@flow` materializes the asset `key`.
 
@@ -72,6 +74,11 @@ def versioned(
         value cache (the default one when None).
     :param force: always run (Prefect's `refresh_cache=True` does the same per task).
     :param metadata: owner metadata stored with the asset definition.
+    :param lock_manager: tasks only: a Prefect lock manager (e.g.
+        `prefect.locking.filesystem.FileSystemLockManager` on storage all workers share). Runs
+        of the task then hold a SERIALIZABLE Prefect transaction on the cache key, so when two
+        flow runs race on the asset one computes it and the other waits and ends Cached: one
+        materialization instead of two equivalent ones.
     :raises InvalidAssetKey: `key` or a dep is not a valid asset key.
     :raises InvalidCodeVersion: `code_version` is not a valid version or `"auto"` cannot read
         the source.
@@ -108,7 +115,12 @@ def versioned(
                 metadata=metadata,
             )
             if isinstance(obj, Task):
-                return version_task(obj, binding)  # type: ignore[return-value]
+                return version_task(obj, binding, lock_manager)  # type: ignore[return-value]
+            if lock_manager is not None:
+                raise ConfigError(
+                    f"lock_manager applies to versioned tasks; flow {obj.name!r} cannot take one "
+                    f"(put the lock on the flow's versioned tasks)"
+                )
             return _version_flow(obj, binding)  # type: ignore[return-value]
         what = getattr(obj, "__name__", type(obj).__name__)
         raise ConfigError(

@@ -35,6 +35,7 @@ from ._runtime import (
 if TYPE_CHECKING:
     from uuid import UUID
 
+    from prefect.locking.protocol import LockManager
     from prefect.tasks import Task
 
 
@@ -174,7 +175,9 @@ def _claim(task_name: str) -> _Pending:
     return pending
 
 
-def version_task(task: Task[Any, Any], binding: Binding) -> Task[Any, Any]:
+def version_task(
+    task: Task[Any, Any], binding: Binding, lock_manager: LockManager | None = None
+) -> Task[Any, Any]:
     """A copy of `task` whose runs are checked, skipped as Cached, and recorded.
 
     :raises ConfigError: the task is a generator, or already has its own cache policy, cache
@@ -224,7 +227,10 @@ def version_task(task: Task[Any, Any], binding: Binding) -> Task[Any, Any]:
             return value
 
         wrapper = run
-    versioned_task = task.with_options(cache_policy=InsyncCachePolicy(binding=binding), persist_result=True)
+    policy = InsyncCachePolicy(binding=binding)
+    if lock_manager is not None:
+        policy = policy.configure(lock_manager=lock_manager, isolation_level="SERIALIZABLE")
+    versioned_task = task.with_options(cache_policy=policy, persist_result=True)
     # `with_options` keeps the original function; swap in the wrapper (same signature through
     # `__wrapped__`, same name, task key and async-ness as the original).
     versioned_task.fn = wrapper

@@ -33,13 +33,18 @@ RACE_SCRIPT = textwrap.dedent(
 
     go = Path(sys.argv[1])
     Path(sys.argv[2]).touch()  # imported and ready
+    lock = None
+    if len(sys.argv) > 3:
+        from prefect.locking.filesystem import FileSystemLockManager
 
-    @versioned("raw/race", code_version="v1")
+        lock = FileSystemLockManager(Path(sys.argv[3]))
+
+    @versioned("raw/race", code_version="v1", lock_manager=lock)
     @task
     def raw():
         return [1, 2, 3]
 
-    @versioned("analytics/race", code_version="v1")
+    @versioned("analytics/race", code_version="v1", lock_manager=lock)
     @task
     def slow(rows):
         time.sleep(1.0)  # both runs are inside the step at once
@@ -59,9 +64,15 @@ RACE_SCRIPT = textwrap.dedent(
 )
 
 
+@pytest.mark.parametrize(
+    ("store", "locked"),
+    [("sqlite", False), ("postgres", False), ("sqlite", True)],
+    ids=["sqlite", "postgres", "sqlite-locked"],
+)
 def test_two_concurrent_flow_runs_leave_one_consistent_record_set(
-    store_url: str, tmp_path: Path, run_flow: Any
+    store: str, locked: bool, tmp_path: Path, run_flow: Any, request: pytest.FixtureRequest
 ) -> None:
+    store_url = request.getfixturevalue(f"{store}_url")
     script = tmp_path / "race_flow.py"
     script.write_text(RACE_SCRIPT)
     go = tmp_path / "go"
@@ -72,7 +83,8 @@ def test_two_concurrent_flow_runs_leave_one_consistent_record_set(
     }
     procs = [
         subprocess.Popen(
-            [sys.executable, str(script), str(go), str(tmp_path / f"ready-{n}")],
+            [sys.executable, str(script), str(go), str(tmp_path / f"ready-{n}")]
+            + ([str(tmp_path / "locks")] if locked else []),
             env=env,
             cwd=tmp_path,
             stdout=subprocess.PIPE,
@@ -91,7 +103,11 @@ def test_two_concurrent_flow_runs_leave_one_consistent_record_set(
     with EventStore(store_url) as store:
         raw_events = store.history("raw/race")
         race_events = store.history("analytics/race")
-        assert 1 <= len(raw_events) <= 2 and 1 <= len(race_events) <= 2
+        if locked:
+            # The second run waited on the first one's transaction and ended Cached.
+            assert (len(raw_events), len(race_events)) == (1, 1)
+        else:
+            assert 1 <= len(raw_events) <= 2 and 1 <= len(race_events) <= 2
         by_id = {e.id: e for e in raw_events}
         for event in race_events:
             # Every materialization names an upstream event that exists, with its version.
