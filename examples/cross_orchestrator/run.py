@@ -35,6 +35,8 @@ from rich.table import Table
 
 HERE = Path(__file__).resolve().parent
 NEW_ORDER = "5,2,2026-11-03 11:00:00,19.99\n"
+# First parts of the asset keys this example defines (raw/..., staging/..., marts/..., reports/...).
+EXAMPLE_PREFIXES = ("raw", "staging", "marts", "reports")
 # Wide enough for the reasons when printing to a file or a pipe.
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 
@@ -304,13 +306,23 @@ def scenario(workdir: Path, database_url: str | None) -> dict[str, Any]:
     configure(workdir, database_url)
     timings: dict[str, float] = {}
     result: dict[str, Any] = {"store": None, "timings": timings}
-    from airflow.utils.db import upgradedb
     from insync.core import EventStore
+
+    with EventStore() as store:
+        result["store"] = str(store)
+        taken = sorted(str(key) for key in store.definitions() if key.parts[0] in EXAMPLE_PREFIXES)
+    if taken:
+        # A new workdir means a new, empty warehouse: a store that says raw/orders is already
+        # loaded would make Airflow skip the load and leave dbt without its source table.
+        raise SystemExit(
+            f"run.py: error: the insync store {result['store']} already has this example's assets "
+            f"({', '.join(taken[:3])}, ...); give a new store: a new database in --database-url, "
+            "or leave it out (SQLite in the workdir)"
+        )
+    from airflow.utils.db import upgradedb
 
     with timed("airflow.migrate", timings):
         upgradedb()
-    with EventStore() as store:
-        result["store"] = str(store)
     console.print(f"insync store: [bold]{result['store']}[/]   workdir: {workdir}")
 
     result["pass1"] = run_pass(1, workdir, timings, result)

@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from insync.core import AssetKey, EventStore
+from insync.core import AssetKey, AssetSpec, EventStore
 
 # conftest.py's Scenario (conftest modules are not importable by name across test folders).
 Scenario = Any
@@ -166,6 +166,23 @@ def test_refuses_a_non_empty_workdir(tmp_path: Path) -> None:
     )
     assert done.returncode == 2
     assert "is not empty; give a new folder" in done.stderr
+
+
+def test_refuses_a_store_that_already_has_the_example(tmp_path: Path) -> None:
+    # A fresh workdir has an empty warehouse: a store saying raw/orders is loaded would make
+    # Airflow skip the load and dbt fail on a missing table, so run.py stops before any of it.
+    url = f"sqlite:///{tmp_path / 'used' / 'insync.db'}"
+    with EventStore(url) as store:
+        store.register([AssetSpec("raw/orders", code_version="v1", framework="airflow")])
+        store.record_materialization("raw/orders", run_id="earlier")
+    done = subprocess.run(
+        [sys.executable, str(RUN), "--workdir", str(tmp_path / "work"), "--database-url", url],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 1
+    assert "already has this example's assets (raw/orders, ...); give a new store" in done.stderr
+    assert not (tmp_path / "work" / "airflow" / "airflow.db").exists()
 
 
 @pytest.fixture(autouse=True)
