@@ -56,6 +56,7 @@ def prefect_server() -> Iterator[None]:
         "PREFECT_HOME": str(HOME / "home"),
         "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_MEMO_STORE_PATH": str(HOME / "memo_store.toml"),
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{HOME / 'prefect.db'}",
         "PREFECT_LOCAL_STORAGE_PATH": str(HOME / "results"),
         "PREFECT_LOGGING_LEVEL": "WARNING",

@@ -8,6 +8,7 @@ first use and stops when the session ends.
 from __future__ import annotations
 
 import asyncio
+import atexit
 import inspect
 import os
 import shutil
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 _HOME = Path(tempfile.mkdtemp(prefix="insync-prefect-tests-"))
+atexit.register(shutil.rmtree, _HOME, True)  # also when no Prefect test was selected
 
 
 def _free_port() -> int:
@@ -38,6 +40,8 @@ PREFECT_ENV = {
     "PREFECT_HOME": str(_HOME / "home"),
     "PREFECT_API_URL": API_URL,
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    # Its default ignores PREFECT_HOME (Prefect 3.7): keep the server out of ~/.prefect.
+    "PREFECT_SERVER_MEMO_STORE_PATH": str(_HOME / "memo_store.toml"),
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOCAL_STORAGE_PATH": str(_HOME / "results"),
     "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{_HOME / 'prefect.db'}",
