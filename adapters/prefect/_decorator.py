@@ -82,7 +82,8 @@ def versioned(
     :raises InvalidAssetKey: `key` or a dep is not a valid asset key.
     :raises InvalidCodeVersion: `code_version` is not a valid version or `"auto"` cannot read
         the source.
-    :raises ConfigError: bad option types, or the decorated object is not a Prefect task/flow.
+    :raises ConfigError: bad option types or metadata that is not JSON, or the decorated object
+        is not a Prefect task/flow.
     """
     asset_key = AssetKey.parse(key)
     dep_keys = frozenset(AssetKey.parse(dep) for dep in _as_list(deps, "deps"))
@@ -114,6 +115,7 @@ def versioned(
                 force=force,
                 metadata=metadata,
             )
+            binding.spec(binding.deps)  # bad metadata fails here, not in the first run
             if isinstance(obj, Task):
                 return version_task(obj, binding, lock_manager)  # type: ignore[return-value]
             if lock_manager is not None:

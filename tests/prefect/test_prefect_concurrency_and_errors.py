@@ -23,6 +23,7 @@ from insync.core import (
 )
 from prefect import flow, task
 from prefect.cache_policies import INPUTS
+from prefect.locking.memory import MemoryLockManager
 
 RACE_SCRIPT = textwrap.dedent(
     """
@@ -173,6 +174,10 @@ def test_decoration_errors_name_the_problem_and_the_fix() -> None:
         versioned("raw/orders", data_version="v1")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="store"):
         versioned("raw/orders", store=42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match="JSON"):
+        versioned("raw/orders", metadata={"owner": object()})(_task())
+    with pytest.raises(ConfigError, match="lock_manager applies to versioned tasks"):
+        versioned("raw/orders", lock_manager=MemoryLockManager())(flow(lambda: 1, name="f"))
     with pytest.raises(ConfigError, match="value_cache"):
         versioned("raw/orders", value_cache="/tmp/x")  # type: ignore[arg-type]
 
