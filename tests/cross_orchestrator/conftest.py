@@ -5,6 +5,10 @@ Airflow and Prefect suites' conftests set process-wide settings (their own homes
 URL) when a whole-repository run imports them. `run.py` in a fresh process gets exactly the
 environment it sets up for itself, as a user running it would. Only the Prefect server is shared
 (its cold start is the slowest part): the children reach it through PREFECT_API_URL.
+
+No warning filters are needed here: this process imports no framework (the children do, and
+print their frameworks' deprecation warnings to their stderr), and the suite passes under
+`-W error` as it is.
 """
 
 from __future__ import annotations
@@ -27,21 +31,6 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 RUN = ROOT / "examples" / "cross_orchestrator" / "run.py"
-
-# Warnings this suite's own process may see (pytest turns warnings into errors): the Prefect
-# server is a child process whose pipes and handle outlive nothing but the session.
-_IGNORED_WARNINGS = (
-    r"ignore:subprocess \d+ is still running:ResourceWarning",
-    "ignore:unclosed file <_io.BufferedWriter name=.*server.log.*:ResourceWarning",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            for spec in _IGNORED_WARNINGS:
-                item.add_marker(pytest.mark.filterwarnings(spec))
 
 
 def _free_port() -> int:
