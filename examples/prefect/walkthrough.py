@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from insync.adapters.prefect import observation_flow, source_changed_trigger, versioned
-from insync.core import observe_file
+from insync.core import fingerprint_value, observe_file
 from prefect import flow, task
 from prefect.futures import wait
 
@@ -38,11 +38,12 @@ def orders_csv() -> Path:
 
 
 def cents(amount: str) -> int:
-    # A module-local helper: under code_version="auto", editing it re-runs the tasks using it.
+    # A module-local helper: `staged_orders` has code_version="auto", so editing this function
+    # re-runs it (and what depends on it); Prefect's TASK_SOURCE policy would not notice.
     return round(float(amount) * 100)
 
 
-@versioned("staging/orders", code_version="v1", deps=[SOURCE_KEY])
+@versioned("staging/orders", code_version="auto", deps=[SOURCE_KEY], data_version=fingerprint_value)
 @task
 def staged_orders() -> list[dict[str, Any]]:
     with orders_csv().open(newline="") as handle:

@@ -13,19 +13,23 @@ import pytest
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "prefect" / "walkthrough.py"
 
 
-@pytest.fixture
-def walkthrough(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
-    monkeypatch.setenv("INSYNC_HOME", str(tmp_path / ".insync"))
-    monkeypatch.setenv("WALKTHROUGH_ORDERS_CSV", str(tmp_path / "orders.csv"))
-    spec = importlib.util.spec_from_file_location("walkthrough", EXAMPLE)
+def load(path: Path, name: str, monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    monkeypatch.setitem(sys.modules, "walkthrough", module)
+    monkeypatch.setitem(sys.modules, name, module)
     spec.loader.exec_module(module)
     return module
 
 
-def test_walkthrough_runs_1_2_3(walkthrough: Any, tmp_path: Path) -> None:
+@pytest.fixture
+def walkthrough(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> ModuleType:
+    monkeypatch.setenv("INSYNC_HOME", str(tmp_path / ".insync"))
+    monkeypatch.setenv("WALKTHROUGH_ORDERS_CSV", str(tmp_path / "orders.csv"))
+    return load(EXAMPLE, "walkthrough", monkeypatch)
+
+
+def test_walkthrough_runs_1_2_3_4(walkthrough: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     first = walkthrough.run_once(tmp_path)
     assert set(first["states"].values()) == {"Completed"}
     assert first["report"] == ["2026-11-01 (Sunday): 19.50", "2026-11-02 (Monday): 3.25"]
@@ -43,6 +47,22 @@ def test_walkthrough_runs_1_2_3(walkthrough: Any, tmp_path: Path) -> None:
         "analytics/report": "Completed",
     }
     assert third["report"][-1] == "2026-11-03 (Tuesday): 20.00"
+
+    # Run 4: a refactor of the `cents` helper (same results). `auto` re-runs staged_orders; its
+    # fingerprint data version is unchanged, so everything downstream stays Cached.
+    source = EXAMPLE.read_text()
+    helper = "return round(float(amount) * 100)"
+    assert helper in source
+    edited = tmp_path / "walkthrough_edited.py"
+    edited.write_text(source.replace(helper, "return int(round(float(amount) * 100))"))
+    fourth = load(edited, "walkthrough_edited", monkeypatch).run_once(tmp_path)
+    assert fourth["states"] == {
+        "staging/orders": "Completed",
+        "analytics/daily_totals": "Cached",
+        "reference/calendar": "Cached",
+        "analytics/report": "Cached",
+    }
+    assert fourth["report"] == third["report"]
 
 
 def test_walkthrough_deployments_point_at_the_example(
