@@ -133,7 +133,10 @@ class DbtInvoker:
         prefix = ["--log-level", "none"] if quiet else []
         manifest = self.manifest if reuse_manifest else None
         runner = dbtRunner(manifest=manifest, callbacks=list(callbacks))
-        return runner.invoke([*prefix, *command, *self.args.project])
+        try:
+            return runner.invoke([*prefix, *command, *self.args.project])
+        finally:
+            _close_log_files()
 
     def parse(self) -> Manifest:
         """Parse the project (partial parsing makes repeats fast).
@@ -204,6 +207,22 @@ class DbtInvoker:
         if result.result is None and result.exception is not None:
             raise DbtError(f"dbt {command} could not start: {result.exception}")
         return result.result  # type: ignore[no-any-return]
+
+
+def _close_log_files() -> None:
+    """Close dbt's `dbt.log` handlers once a call returns.
+
+    dbt drops the previous call's file handler without closing it, so every call after the
+    first leaks an open file and raises a ResourceWarning (an error under `-W error`). A closed
+    FileHandler reopens itself if written to again, so closing is safe.
+    """
+    for logger in list(logging.Logger.manager.loggerDict.values()):
+        if not isinstance(logger, logging.Logger):
+            continue
+        for handler in list(logger.handlers):
+            if isinstance(handler, logging.FileHandler) and \
+                    os.path.basename(handler.baseFilename) == "dbt.log":
+                handler.close()
 
 
 def release_warehouse() -> None:

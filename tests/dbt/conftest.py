@@ -16,29 +16,6 @@ from insync.core import EventStore
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dbt"
 os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 
-# Narrow, named ignores for warnings dbt and its dependencies raise on import or per run.
-_IGNORED = (
-    "ignore::DeprecationWarning:dbt.*",
-    "ignore::DeprecationWarning:dbt_common.*",
-    "ignore::DeprecationWarning:agate.*",
-    "ignore::DeprecationWarning:mashumaro.*",
-    "ignore:.*pkg_resources.*:DeprecationWarning",
-    "ignore:.*datetime.datetime.utcnow.*:DeprecationWarning",
-    "ignore:.*Pydantic.*:DeprecationWarning",
-    # dbt replaces its file log handler on every invocation without closing the old one.
-    r"ignore:unclosed file .*dbt\.log:ResourceWarning",
-    "ignore::pytest.PytestUnraisableExceptionWarning",
-)
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    here = Path(__file__).parent
-    for item in items:
-        if here in Path(str(item.fspath)).parents:
-            for spec in _IGNORED:
-                item.add_marker(pytest.mark.filterwarnings(spec))
-
-
 @pytest.fixture(scope="session")
 def shop_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example project copied once; its DuckDB file path never changes (so partial parsing
