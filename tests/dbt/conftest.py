@@ -16,6 +16,7 @@ from insync.core import EventStore
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dbt"
 os.environ["DBT_SEND_ANONYMOUS_USAGE_STATS"] = "false"
 
+
 @pytest.fixture(scope="session")
 def shop_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The example project copied once; its DuckDB file path never changes (so partial parsing
