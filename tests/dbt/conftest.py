@@ -56,7 +56,9 @@ class Shop:
         return self.project().build(*args, **kwargs)
 
     def edit(self, relative: str, text: str) -> None:
-        (self.dir / relative).write_text(text)
+        path = self.dir / relative
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
 
     def replace(self, relative: str, old: str, new: str) -> None:
         path = self.dir / relative
