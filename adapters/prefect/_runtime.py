@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import threading
 from collections import OrderedDict
 from collections.abc import Hashable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
-from insync.core import AssetKey, EventStore, ValueCache
+from insync.core import AssetKey, EventStore, ValueCache, resolve_settings
 
 if TYPE_CHECKING:
     from insync.core import InputVersion
@@ -61,48 +60,41 @@ class BoundedMap(Generic[_K, _V]):
 # `task_inputs` name upstream task runs, and this turns them into asset dependencies.
 ASSET_BY_TASK_RUN: BoundedMap[UUID, AssetKey] = BoundedMap()
 
-_stores: dict[tuple[str | None, ...], EventStore] = {}
-_caches: dict[tuple[str | None, ...], ValueCache] = {}
+_stores: dict[str, EventStore] = {}
+_caches: dict[str, ValueCache] = {}
 _open_lock = threading.Lock()
-
-
-def _location(url: str | None) -> tuple[str | None, ...]:
-    # The inputs of core's store-location resolution (argument > INSYNC_DATABASE_URL >
-    # INSYNC_HOME > ./.insync), read now: one open store per distinct location per process.
-    return (
-        url,
-        os.environ.get("INSYNC_DATABASE_URL"),
-        os.environ.get("INSYNC_HOME"),
-        os.getcwd(),
-    )
 
 
 def open_store(store: str | EventStore | None) -> EventStore:
     """The store to use for one run: the given one, or one opened (once per process) from a URL.
 
+    The location is resolved now (argument > INSYNC_DATABASE_URL > INSYNC_HOME > ./.insync),
+    so each distinct location gets one open store per process.
+
+    :raises insync.core.ConfigError: the URL cannot be parsed.
     :raises insync.core.StoreError: the store cannot be opened (unreachable, wrong schema).
     """
     if isinstance(store, EventStore):
         return store
-    where = _location(store)
+    url = resolve_settings(store).database_url
     with _open_lock:
-        opened = _stores.get(where)
+        opened = _stores.get(url)
         if opened is None:
-            opened = EventStore(store)
-            _stores[where] = opened
+            opened = EventStore(url)
+            _stores[url] = opened
         return opened
 
 
 def open_value_cache(cache: ValueCache | None) -> ValueCache:
-    """The given value cache, or the default one (next to the store), opened once per process."""
+    """The given value cache, or the default one (INSYNC_CACHE_URL or next to the store)."""
     if cache is not None:
         return cache
-    where = _location(None)
+    url = resolve_settings().cache_url
     with _open_lock:
-        opened = _caches.get(where)
+        opened = _caches.get(url)
         if opened is None:
-            opened = ValueCache()
-            _caches[where] = opened
+            opened = ValueCache(url)
+            _caches[url] = opened
         return opened
 
 
