@@ -21,8 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import sqlalchemy as sa
-
-from insync.core import AssetKey, AssetSpec, EventStore, Materialization, Step, fingerprint_file
+from insync.core import AssetSpec, EventStore, Materialization, Step, fingerprint_file
 
 
 @contextmanager
@@ -59,7 +58,9 @@ def build_store(url: str, n: int) -> float:
         start = time.perf_counter()
         batch = 5_000
         for lo in range(0, n, batch):  # topological order: index order
-            store.record_materializations([Materialization(s.key, run_id="seed") for s in specs[lo : lo + batch]])
+            store.record_materializations(
+                [Materialization(s.key, run_id="seed") for s in specs[lo : lo + batch]]
+            )
         return n / (time.perf_counter() - start)
 
 
@@ -139,14 +140,27 @@ def main() -> None:
             url = args.url.format(n=n) if args.url else f"sqlite:///{tmp / f'g{n}.db'}"
             rate, _ = in_subprocess(build_store, url, n)
             (elapsed, queries, count), peak = in_subprocess(time_statuses, url)
-            rows.append((f"statuses() of {count:,} assets (~3 parents each)", f"{elapsed:.3f} s",
-                         f"{queries} queries, peak RSS {peak:.0f} MiB"))
+            rows.append(
+                (
+                    f"statuses() of {count:,} assets (~3 parents each)",
+                    f"{elapsed:.3f} s",
+                    f"{queries} queries, peak RSS {peak:.0f} MiB",
+                )
+            )
             rows.append((f"batched appends while building {n:,}", f"{rate:,.0f} events/s", "5,000 per batch"))
         url = f"sqlite:///{tmp / 'skip.db'}"
         (p50, p99, queries), _ = in_subprocess(skip_check_latency, url)
-        rows.append(("skip check, 1 asset with 5 parents", f"p50 {p50 * 1e3:.3f} ms", f"p99 {p99 * 1e3:.3f} ms, {queries} queries"))
+        rows.append(
+            (
+                "skip check, 1 asset with 5 parents",
+                f"p50 {p50 * 1e3:.3f} ms",
+                f"p99 {p99 * 1e3:.3f} ms, {queries} queries",
+            )
+        )
         ours, theirs = fingerprint_throughput()
-        rows.append(("fingerprint_file (xxh3-128), 512 MiB", f"{ours:,.0f} MiB/s", f"sha256sum: {theirs:,.0f} MiB/s"))
+        rows.append(
+            ("fingerprint_file (xxh3-128), 512 MiB", f"{ours:,.0f} MiB/s", f"sha256sum: {theirs:,.0f} MiB/s")
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print("| benchmark | result | notes |\n|---|---|---|")

@@ -12,9 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.table import Table
-
 from insync.core import (
     AssetSpec,
     DataVersion,
@@ -23,6 +20,8 @@ from insync.core import (
     ValueCache,
     observe_file,
 )
+from rich.console import Console
+from rich.table import Table
 
 console = Console()
 

@@ -8,7 +8,6 @@ import sys
 from pathlib import Path
 
 from click.testing import CliRunner
-
 from insync.core import AssetSpec, EventStore
 from insync.core.cli import main
 

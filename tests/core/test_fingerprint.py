@@ -8,7 +8,6 @@ import pytest
 import sqlalchemy as sa
 from hypothesis import given
 from hypothesis import strategies as st
-
 from insync.core import (
     ObservationError,
     fingerprint_bytes,
@@ -29,7 +28,7 @@ def test_file_fingerprint_streams_and_tracks_content(tmp_path: Path) -> None:
     assert first == observe_file(path) and first.value.startswith("file:")
     path.write_bytes(b"x" * (3 * 1024 * 1024 + 6) + b"y")
     assert fingerprint_file(path) != first
-    with pytest.raises(ObservationError, match="missing.txt"):
+    with pytest.raises(ObservationError, match=r"missing\.txt"):
         observe_file(tmp_path / "missing.txt")
 
 
@@ -49,9 +48,11 @@ def test_directory_fingerprint_sees_names_and_contents(tmp_path: Path) -> None:
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text() | st.binary(),
-    lambda inner: st.lists(inner, max_size=3)
-    | st.tuples(inner, inner)
-    | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+    lambda inner: (
+        st.lists(inner, max_size=3)
+        | st.tuples(inner, inner)
+        | st.dictionaries(st.text(max_size=3), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 

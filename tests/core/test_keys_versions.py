@@ -7,7 +7,6 @@ import hashlib
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-
 from insync.core import (
     INITIAL,
     NULL,
@@ -92,7 +91,9 @@ def test_concatenation_does_not_collide() -> None:
     assert logical_data_version("x", {a: DataVersion("ab"), c: DataVersion("c")}) != logical_data_version(
         "x", {a: DataVersion("a"), c: DataVersion("bc")}
     )
-    assert logical_data_version("ab", {a: DataVersion("c")}) != logical_data_version("a", {a: DataVersion("bc")})
+    assert logical_data_version("ab", {a: DataVersion("c")}) != logical_data_version(
+        "a", {a: DataVersion("bc")}
+    )
 
 
 def test_unknown_input_propagates() -> None:
@@ -102,7 +103,11 @@ def test_unknown_input_propagates() -> None:
 
 def test_dagster_scheme_matches_dagster_definition() -> None:
     # Dagster: sha256("".join([code_version, *versions sorted by str(AssetKey(path))])).
-    inputs = {AssetKey("b"): DataVersion("2"), AssetKey(["a", "z"]): DataVersion("1"), AssetKey("a"): DataVersion("0")}
+    inputs = {
+        AssetKey("b"): DataVersion("2"),
+        AssetKey(["a", "z"]): DataVersion("1"),
+        AssetKey("a"): DataVersion("0"),
+    }
     # "AssetKey(['a', 'z'])" < "AssetKey(['a'])" (',' sorts before ']') < "AssetKey(['b'])"
     expected = hashlib.sha256(b"v1" + b"1" + b"0" + b"2").hexdigest()
     assert dagster_data_version("v1", inputs).value == expected
@@ -129,11 +134,13 @@ def test_resolve_code_version_errors() -> None:
 
 def _module(source: str) -> dict:
     namespace: dict = {"__name__": "generated"}
-    exec(compile(source, "<generated>", "exec"), namespace)  # noqa: S102
+    exec(compile(source, "<generated>", "exec"), namespace)
     return namespace
 
 
-def test_auto_code_version_ignores_comments_docstrings_formatting_and_decorators(tmp_path, monkeypatch) -> None:
+def test_auto_code_version_ignores_comments_docstrings_formatting_and_decorators(
+    tmp_path, monkeypatch
+) -> None:
     import importlib
     import sys
 
@@ -157,7 +164,9 @@ def test_auto_code_version_ignores_comments_docstrings_formatting_and_decorators
         "m3",
         "def helper(x):\n    return x * 3\n\n\ndef compute(a):\n    return helper(a) + 1\n",
     )
-    body_edit = version("m4", "def helper(x):\n    return x * 2\n\n\ndef compute(a):\n    return helper(a) + 2\n")
+    body_edit = version(
+        "m4", "def helper(x):\n    return x * 2\n\n\ndef compute(a):\n    return helper(a) + 2\n"
+    )
     assert base == cosmetic
     assert len({base, helper_edit, body_edit}) == 3
 

@@ -7,7 +7,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from insync.core import (
     NO_VALUE,
     AssetSpec,

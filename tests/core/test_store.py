@@ -7,7 +7,6 @@ from pathlib import Path
 import pendulum
 import pytest
 import sqlalchemy as sa
-
 from insync.core import (
     AssetKey,
     AssetSpec,
@@ -63,7 +62,9 @@ def test_change_markers_move_with_registrations_and_events(any_store: EventStore
 
 
 def test_statuses_for_a_graph(any_store: EventStore) -> None:
-    any_store.register([AssetSpec(f"n{i}", code_version="1", deps=[f"n{i - 1}"] if i else []) for i in range(20)])
+    any_store.register(
+        [AssetSpec(f"n{i}", code_version="1", deps=[f"n{i - 1}"] if i else []) for i in range(20)]
+    )
     for i in range(20):
         any_store.record_materialization(f"n{i}")
     statuses = any_store.statuses()
@@ -103,10 +104,12 @@ def test_a_newer_store_is_refused_untouched(store_url: str) -> None:
     engine = sa.create_engine(store_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE insync_alembic_version SET version_num = '9999_future'"))
-    with pytest.raises(SchemaVersionError, match="newer insync.*9999_future.*upgrade insync"):
+    with pytest.raises(SchemaVersionError, match=r"newer insync.*9999_future.*upgrade insync"):
         EventStore(store_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM insync_alembic_version")).scalar() == "9999_future"
+        assert (
+            conn.execute(sa.text("SELECT version_num FROM insync_alembic_version")).scalar() == "9999_future"
+        )
     engine.dispose()
 
 
@@ -123,7 +126,7 @@ def test_damaged_store_without_version_is_refused(store_url: str) -> None:
 def test_a_file_that_is_not_a_database_is_left_alone(tmp_path: Path) -> None:
     path = tmp_path / "insync.db"
     path.write_bytes(b"this is not sqlite" * 100)
-    with pytest.raises(StoreError, match="not a readable insync store.*nothing was changed"):
+    with pytest.raises(StoreError, match=r"not a readable insync store.*nothing was changed"):
         EventStore(f"sqlite:///{path}")
     assert path.read_bytes() == b"this is not sqlite" * 100
 
