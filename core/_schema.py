@@ -71,7 +71,8 @@ definitions = sa.Table(
     sa.Column("kind", sa.String(16), nullable=False),
     sa.Column("framework", sa.String(64)),
     sa.Column("metadata", sa.Text, nullable=False),
-    sa.Column("deps", sa.Text, nullable=False),  # JSON list, read with the row; insync_deps serves SQL
+    # Newline-joined dep keys, read with the row; insync_deps serves the recursive SQL queries.
+    sa.Column("deps", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
 )
 

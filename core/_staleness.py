@@ -28,9 +28,9 @@ __all__ = [
     "LatestRecords",
     "Materialized",
     "compute_statuses",
-    "current_inputs_digest",
     "current_version",
     "inputs_digest",
+    "moved_inputs",
     "topological_order",
 ]
 
@@ -56,33 +56,49 @@ class Materialized:
     inputs_digest: str = ""
 
 
-def inputs_digest(inputs: Iterable[tuple[AssetKey, int | None]]) -> str:
-    """Digest of (input key, input event id) pairs in key order, length-prefixed.
-
-    Equal digests mean the same set of inputs at the same events: unchanged provenance, so the
-    common all-in-sync case never loads per-input rows.
-    """
-    hasher = xxhash.xxh3_128()
-    for key, event_id in sorted(inputs, key=lambda pair: pair[0]):
-        name = str(key).encode()
-        hasher.update(
-            len(name).to_bytes(8, "big")
-            + name
-            + (-1 if event_id is None else event_id).to_bytes(8, "big", signed=True)
-        )
-    return hasher.hexdigest()
-
-
-def current_inputs_digest(
-    spec: AssetSpec, specs: Mapping[AssetKey, AssetSpec], latest: Mapping[AssetKey, LatestRecords]
-) -> str:
-    return inputs_digest((dep, current_version(specs.get(dep), latest.get(dep))[1]) for dep in spec.deps)
-
-
 @dataclass(slots=True)
 class LatestRecords:
     materialization: Materialized | None = None
     observation: tuple[int, str] | None = None  # (event id, data version)
+
+
+def inputs_digest(inputs: Iterable[tuple[AssetKey, int | None]]) -> str:
+    """Digest of (input key, input event id) pairs, in key order, length-prefixed.
+
+    Equal digests mean the same set of inputs at the same events: unchanged provenance, so the
+    common all-in-sync case never loads per-input rows.
+    """
+    return _digest_sorted((str(key), event) for key, event in sorted(inputs, key=lambda pair: pair[0]))
+
+
+def _digest_sorted(pairs: Iterable[tuple[str, int | None]]) -> str:
+    fields = []
+    for key, event_id in pairs:
+        name = key.encode()
+        event = -1 if event_id is None else event_id
+        fields.append(len(name).to_bytes(8, "big") + name + event.to_bytes(8, "big", signed=True))
+    return xxhash.xxh3_128_hexdigest(b"".join(fields))
+
+
+def moved_inputs(
+    specs: Mapping[AssetKey, AssetSpec], latest: Mapping[AssetKey, LatestRecords]
+) -> list[Materialized]:
+    """Latest materializations some of whose inputs moved on since they were recorded.
+
+    Compares each recorded `inputs_digest` with the digest of the dependencies' current events;
+    only these materializations need their provenance rows to explain causes.
+    """
+    current_event = {key: current_version(spec, latest.get(key))[1] for key, spec in specs.items()}
+    moved = []
+    for key, records in latest.items():
+        mat = records.materialization
+        spec = specs.get(key)
+        if mat is None or spec is None:
+            continue
+        # spec.deps is sorted already (AssetSpec sorts it), so no sort on this hot path.
+        if mat.inputs_digest != _digest_sorted((dep, current_event.get(dep)) for dep in spec.deps):
+            moved.append(mat)
+    return moved
 
 
 def current_version(spec: AssetSpec | None, latest: LatestRecords | None) -> tuple[str, int | None, bool]:

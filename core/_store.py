@@ -31,9 +31,9 @@ from ._staleness import (
     LatestRecords,
     Materialized,
     compute_statuses,
-    current_inputs_digest,
     current_version,
     inputs_digest,
+    moved_inputs,
     topological_order,
 )
 from ._versions import DataVersion, logical_data_version, user_data_version
@@ -257,7 +257,7 @@ class EventStore:
                 "kind": s.kind,
                 "framework": s.framework,
                 "metadata": s.metadata_json,
-                "deps": json.dumps([str(d) for d in s.deps]),
+                "deps": "\n".join(str(d) for d in s.deps),  # keys hold no control characters
                 "updated_at": now,
             }
             for s in specs
@@ -293,7 +293,7 @@ class EventStore:
                 "kind": "external",
                 "framework": None,
                 "metadata": "{}",
-                "deps": "[]",
+                "deps": "",
                 "updated_at": now,
             }
             for k in keys
@@ -661,21 +661,15 @@ class EventStore:
         params: dict[str, Any] = {} if keys is None else {"names": sorted({str(k) for k in keys})}
         which = "all" if keys is None else scope
 
-        # One AssetKey object per key string: dict lookups then succeed on identity.
-        interned: dict[str, AssetKey] = {}
-
-        def key_of(name: str) -> AssetKey:
-            key = interned.get(name)
-            if key is None:
-                key = interned[name] = AssetKey._trusted(name)
-            return key
+        key_of = AssetKey._trusted
 
         specs: dict[AssetKey, AssetSpec] = {}
+        # fetchall(): one driver call instead of a fetchone() per row (200k rows on 100k assets).
         for asset_key, code_version, kind, framework, meta, deps in conn.execute(
             _scoped_query("definitions", which), params
-        ):
+        ).fetchall():
             key = key_of(asset_key)
-            dep_keys = [key_of(dep) for dep in json.loads(deps)] if deps != "[]" else ()
+            dep_keys = [key_of(dep) for dep in deps.split("\n")] if deps else ()
             specs[key] = _spec_from_row(key, code_version, kind, framework, meta, dep_keys)
         latest: dict[AssetKey, LatestRecords] = {}
         if not with_latest:
@@ -683,7 +677,7 @@ class EventStore:
 
         for asset_key, kind, event_id, version, code_version, user_provided, run_id, digest in conn.execute(
             _scoped_query("latest", which), params
-        ):
+        ).fetchall():
             key = key_of(asset_key)
             records = latest.get(key)
             if records is None:
@@ -697,16 +691,9 @@ class EventStore:
 
         # Provenance rows are read only where the digest says some input moved on.
         changed: dict[int, Materialized] = {}
-        for key, records in latest.items():
-            mat = records.materialization
-            spec = specs.get(key)
-            if (
-                mat is not None
-                and spec is not None
-                and mat.inputs_digest != current_inputs_digest(spec, specs, latest)
-            ):
-                mat.inputs = {}
-                changed[mat.event_id] = mat
+        for mat in moved_inputs(specs, latest):
+            mat.inputs = {}
+            changed[mat.event_id] = mat
         if not changed:
             return specs, latest
         batches: list[tuple[sa.TextClause, dict[str, Any]]]
@@ -715,7 +702,7 @@ class EventStore:
         else:
             batches = [(_INPUTS_OF_EVENTS, {"ids": chunk}) for chunk in _chunks(list(changed))]
         for query, bound in batches:
-            for event_id, input_key, version, input_event_id in conn.execute(query, bound):
+            for event_id, input_key, version, input_event_id in conn.execute(query, bound).fetchall():
                 target = changed.get(event_id)
                 if target is not None and target.inputs is not None:
                     target.inputs[key_of(input_key)] = (version, input_event_id)
@@ -800,7 +787,7 @@ def _spec_from_row(
     set_ = object.__setattr__
     set_(spec, "key", key)
     set_(spec, "code_version", code_version)
-    set_(spec, "deps", tuple(sorted(deps)))
+    set_(spec, "deps", tuple(deps))  # written sorted by register()
     set_(spec, "kind", kind)
     set_(spec, "framework", framework)
     set_(spec, "metadata_json", meta)

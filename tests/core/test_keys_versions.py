@@ -46,6 +46,7 @@ def test_asset_key_forms_are_equal_and_print_the_user_string() -> None:
         (["a", 3], "not a string"),
         (42, "must be a string"),
         ([], "empty"),
+        ("raw/or\nders", "control character"),
     ],
 )
 def test_malformed_keys_say_what_to_write(raw: object, message: str) -> None:
@@ -53,7 +54,11 @@ def test_malformed_keys_say_what_to_write(raw: object, message: str) -> None:
         AssetKey(raw)  # type: ignore[arg-type]
 
 
-parts = st.lists(st.text(min_size=1).filter(lambda s: "/" not in s and s.strip()), min_size=1, max_size=4)
+parts = st.lists(
+    st.text(st.characters(min_codepoint=32, exclude_characters="/"), min_size=1).filter(str.strip),
+    min_size=1,
+    max_size=4,
+)
 
 
 @given(parts, parts)
