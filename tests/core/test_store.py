@@ -164,3 +164,19 @@ def test_shares_a_database_with_airflow_alembic(store_url: str) -> None:
     with EventStore(store_url) as store:
         store.register([AssetSpec("a")])
         assert store.schema_revision() == "0001_initial"
+
+
+def test_migrations_build_exactly_the_schema_the_code_uses(store_url: str) -> None:
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from insync.core import _schema
+
+    EventStore(store_url).close()
+    engine = sa.create_engine(store_url)
+    with engine.connect() as conn:
+        diffs = compare_metadata(MigrationContext.configure(conn), _schema.metadata)
+    engine.dispose()
+    ignored = {"insync_alembic_version"}
+    assert [d for d in diffs if not (d[0] == "remove_table" and d[1].name in ignored)] == []
+    versions = Path(_schema.__file__).with_name("migrations") / "versions"
+    assert sorted(p.stem for p in versions.glob("0*.py")) == list(_schema.KNOWN_REVISIONS)
