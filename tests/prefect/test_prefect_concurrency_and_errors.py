@@ -71,7 +71,12 @@ RACE_SCRIPT = textwrap.dedent(
     ids=["sqlite", "postgres", "sqlite-locked"],
 )
 def test_two_concurrent_flow_runs_leave_one_consistent_record_set(
-    store: str, locked: bool, tmp_path: Path, run_flow: Any, request: pytest.FixtureRequest
+    store: str,
+    locked: bool,
+    tmp_path: Path,
+    run_flow: Any,
+    request: pytest.FixtureRequest,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     store_url = request.getfixturevalue(f"{store}_url")
     script = tmp_path / "race_flow.py"
@@ -127,6 +132,8 @@ def test_two_concurrent_flow_runs_leave_one_consistent_record_set(
 
         with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path / "shared-results"}):
             namespace: dict[str, Any] = {"__name__": "race_flow"}
+            # The script reads its paths from argv at import; pytest's own argv must not leak in.
+            monkeypatch.setattr(sys, "argv", ["race_flow.py", str(go), str(tmp_path / "ready-here")])
             exec(compile(RACE_SCRIPT, str(script), "exec"), namespace)  # defines, runs nothing
             value, states = run_flow(namespace["race"], tasks=2)
     finally:
