@@ -1,13 +1,12 @@
 """The event store: append-only events, a latest-record index and the registered definitions.
 
-Every read of status loads what it needs in a fixed number of queries (definitions, deps, latest
-events, their inputs) and hands plain records to `_staleness`; no query runs per asset or per edge.
+Writes happen here, one transaction each; status reads go through `_loading.load_graph` (a fixed
+number of queries) and the pure functions of `_staleness`: no query runs per asset or per edge.
 """
 
 from __future__ import annotations
 
 import datetime
-import functools
 import json
 import logging
 import random
@@ -17,7 +16,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, TypeVar
 
 import pendulum
 import sqlalchemy as sa
@@ -25,15 +24,13 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from . import _schema as t
 from ._keys import AssetKey, CoercibleToAssetKey
+from ._loading import ancestors_cte, chunks, inputs_of, load_graph
 from ._model import AssetSpec, AssetStatus, Event, EventKind, InputVersion, freeze_metadata
 from ._settings import Settings, resolve_settings
 from ._staleness import (
-    LatestRecords,
-    Materialized,
     compute_statuses,
     current_version,
     inputs_digest,
-    moved_inputs,
     topological_order,
 )
 from ._versions import DataVersion, logical_data_version, user_data_version
@@ -49,8 +46,6 @@ __all__ = ["EventStore", "Materialization"]
 log = logging.getLogger("insync")
 
 T = TypeVar("T")
-Scope = Literal["self", "deps", "ancestors"]
-_CHUNK: Final = 500  # bound on bound parameters per statement (SQLite allows 32766)
 _BUSY_TIMEOUT_S: Final = 30.0
 _RETRIES: Final = 8
 _MAT: Final = "materialization"
@@ -267,7 +262,7 @@ class EventStore:
         self._upsert(conn, t.definitions, owning, ["asset_key"])
         self._upsert(conn, t.definitions, placeholders, ["asset_key"], only_if_kind="external")
         owned_keys = [str(s.key) for s in specs if s.kind != "external"]
-        for chunk in _chunks(owned_keys):
+        for chunk in chunks(owned_keys):
             conn.execute(t.deps.delete().where(t.deps.c.asset_key.in_(chunk)))
         dep_rows = [
             {"asset_key": str(s.key), "dep_key": str(d)}
@@ -298,16 +293,16 @@ class EventStore:
             }
             for k in keys
         ]
-        for chunk in _chunks(rows):
+        for chunk in chunks(rows):
             conn.execute(self._insert(t.definitions).values(chunk).on_conflict_do_nothing())
 
     def _reject_cycles(self, conn: sa.Connection, keys: list[str]) -> None:
         """A new cycle must pass through a key just registered: look only among its ancestors."""
-        for chunk in _chunks(keys):
-            closure = _ancestors_cte(chunk)
+        for chunk in chunks(keys):
+            closure = ancestors_cte(chunk)
             hit = conn.execute(sa.select(closure.c.k).where(closure.c.k.in_(chunk)).limit(1)).first()
             if hit is not None:  # maybe just a -> b registered together; sort to be sure
-                specs, _ = self._load(conn, [AssetKey(k) for k in chunk], "ancestors", with_latest=False)
+                specs, _ = load_graph(conn, [AssetKey(k) for k in chunk], "ancestors", with_latest=False)
                 topological_order(specs)  # raises CycleError naming the cycle
 
     def _insert(self, table: sa.Table) -> Any:
@@ -334,7 +329,7 @@ class EventStore:
     def definitions(self) -> dict[AssetKey, AssetSpec]:
         """Every registered definition, placeholders included."""
         with self._read() as conn:
-            specs, _ = self._load(conn, None, "self", with_latest=False)
+            specs, _ = load_graph(conn, None, "self", with_latest=False)
         return specs
 
     # ---------------------------------------------------------------------------- writes
@@ -380,7 +375,7 @@ class EventStore:
 
     def _append_materializations(self, conn: sa.Connection, items: list[Materialization]) -> list[Event]:
         keys = {item.key for item in items}
-        specs, latest = self._load(conn, list(keys), "deps")
+        specs, latest = load_graph(conn, list(keys), "deps")
         unknown = [str(k) for k in keys if k not in specs]
         if unknown:
             raise _unknown_error(conn, unknown)
@@ -555,7 +550,7 @@ class EventStore:
         """
         asset = AssetKey.parse(key)
         with self._read() as conn:
-            specs, latest = self._load(conn, [asset], "ancestors" if upstream else "deps")
+            specs, latest = load_graph(conn, [asset], "ancestors" if upstream else "deps")
             if asset not in specs:
                 raise _unknown_error(conn, [str(asset)])
         return compute_statuses(specs, latest, [asset], with_upstream=upstream)[asset]
@@ -571,9 +566,9 @@ class EventStore:
         wanted = None if keys is None else [AssetKey.parse(k) for k in keys]
         with self._read() as conn:
             if wanted is None:
-                specs, latest = self._load(conn, None, "self")
+                specs, latest = load_graph(conn, None, "self")
             else:
-                specs, latest = self._load(conn, wanted, "ancestors" if upstream else "deps")
+                specs, latest = load_graph(conn, wanted, "ancestors" if upstream else "deps")
                 unknown = [str(k) for k in wanted if k not in specs]
                 if unknown:
                     raise _unknown_error(conn, unknown)
@@ -585,11 +580,11 @@ class EventStore:
         Two to four queries on the hot path, and no write when the definition is unchanged.
         """
         with self._read() as conn:
-            specs, latest = self._load(conn, [spec.key], "deps")
+            specs, latest = load_graph(conn, [spec.key], "deps")
         if specs.get(spec.key) != spec:
             self.register([spec])
             with self._read() as conn:
-                specs, latest = self._load(conn, [spec.key], "deps")
+                specs, latest = load_graph(conn, [spec.key], "deps")
         status = compute_statuses(specs, latest, [spec.key], with_upstream=False)[spec.key]
         return status, inputs_of(specs[spec.key], specs, latest)
 
@@ -600,7 +595,7 @@ class EventStore:
         """
         asset = AssetKey.parse(key)
         with self._read() as conn:
-            specs, latest = self._load(conn, [asset], "deps")
+            specs, latest = load_graph(conn, [asset], "deps")
             if asset not in specs:
                 raise _unknown_error(conn, [str(asset)])
         return inputs_of(specs[asset], specs, latest)
@@ -618,7 +613,7 @@ class EventStore:
             rows = [r._asdict() for r in conn.execute(query)]
             ids = [r["id"] for r in rows]
             found: dict[int, list[InputVersion]] = {}
-            for chunk in _chunks(ids):
+            for chunk in chunks(ids):
                 for r in conn.execute(sa.select(t.inputs).where(t.inputs.c.event_id.in_(chunk))):
                     found.setdefault(r.event_id, []).append(
                         InputVersion(AssetKey(r.input_key), DataVersion(r.data_version), r.input_event_id)
@@ -645,153 +640,6 @@ class EventStore:
             return int(conn.execute(sa.select(sa.func.max(t.events.c.id))).scalar() or 0)
 
     # ------------------------------------------------------------------------ bulk loading
-    def _load(
-        self,
-        conn: sa.Connection,
-        keys: list[AssetKey] | None,
-        scope: Scope,
-        *,
-        with_latest: bool = True,
-    ) -> tuple[dict[AssetKey, AssetSpec], dict[AssetKey, LatestRecords]]:
-        """Definitions and latest records of `keys` widened to `scope` (all assets for None).
-
-        Two queries (definitions, latest events), plus at most four for the provenance of the
-        materializations whose inputs moved on since they were recorded.
-        """
-        params: dict[str, Any] = {} if keys is None else {"names": sorted({str(k) for k in keys})}
-        which = "all" if keys is None else scope
-
-        key_of = AssetKey._trusted
-
-        specs: dict[AssetKey, AssetSpec] = {}
-        # fetchall(): one driver call instead of a fetchone() per row (200k rows on 100k assets).
-        for asset_key, code_version, kind, framework, meta, deps in conn.execute(
-            _scoped_query("definitions", which), params
-        ).fetchall():
-            key = key_of(asset_key)
-            dep_keys = [key_of(dep) for dep in deps.split("\n")] if deps else ()
-            specs[key] = _spec_from_row(key, code_version, kind, framework, meta, dep_keys)
-        latest: dict[AssetKey, LatestRecords] = {}
-        if not with_latest:
-            return specs, latest
-
-        for asset_key, kind, event_id, version, code_version, user_provided, run_id, digest in conn.execute(
-            _scoped_query("latest", which), params
-        ).fetchall():
-            key = key_of(asset_key)
-            records = latest.get(key)
-            if records is None:
-                records = latest[key] = LatestRecords()
-            if kind == _MAT:
-                records.materialization = Materialized(
-                    event_id, version, code_version, bool(user_provided), run_id, None, digest
-                )
-            else:
-                records.observation = (event_id, version)
-
-        # Provenance rows are read only where the digest says some input moved on.
-        changed: dict[int, Materialized] = {}
-        for mat in moved_inputs(specs, latest):
-            mat.inputs = {}
-            changed[mat.event_id] = mat
-        if not changed:
-            return specs, latest
-        batches: list[tuple[sa.TextClause, dict[str, Any]]]
-        if len(changed) > _CHUNK * 4:
-            batches = [(_scoped_query("inputs", which), params)]
-        else:
-            batches = [(_INPUTS_OF_EVENTS, {"ids": chunk}) for chunk in _chunks(list(changed))]
-        for query, bound in batches:
-            for event_id, input_key, version, input_event_id in conn.execute(query, bound).fetchall():
-                target = changed.get(event_id)
-                if target is not None and target.inputs is not None:
-                    target.inputs[key_of(input_key)] = (version, input_event_id)
-        return specs, latest
-
-
-# Hot-path reads as prebuilt text statements: SQLAlchemy then skips building and cache-keying a
-# select() on every step check. `:names` expands to the requested keys.
-_SELECTS: Final = {
-    "definitions": (
-        "SELECT asset_key, code_version, kind, framework, metadata, deps FROM insync_definitions {where}",
-        "asset_key",
-    ),
-    "latest": (
-        "SELECT l.asset_key, l.kind, e.id, e.data_version, e.code_version, e.user_provided, e.run_id, "
-        "e.inputs_digest FROM insync_latest l JOIN insync_events e ON e.id = l.event_id {where}",
-        "l.asset_key",
-    ),
-    "inputs": (
-        "SELECT i.event_id, i.input_key, i.data_version, i.input_event_id FROM insync_event_inputs i "
-        "JOIN insync_latest l ON l.event_id = i.event_id AND l.kind = 'materialization' {where}",
-        "l.asset_key",
-    ),
-}
-_SCOPES: Final = {
-    "all": ("", ""),
-    "self": ("", "WHERE {col} IN :names"),
-    "deps": (
-        "",
-        "WHERE ({col} IN :names OR {col} IN (SELECT dep_key FROM insync_deps WHERE asset_key IN :names))",
-    ),
-    "ancestors": (
-        "WITH RECURSIVE ancestors(k) AS (SELECT dep_key FROM insync_deps WHERE asset_key IN :names "
-        "UNION SELECT d.dep_key FROM insync_deps d JOIN ancestors a ON d.asset_key = a.k) ",
-        "WHERE ({col} IN :names OR {col} IN (SELECT k FROM ancestors))",
-    ),
-}
-_INPUTS_OF_EVENTS: Final = sa.text(
-    "SELECT event_id, input_key, data_version, input_event_id FROM insync_event_inputs WHERE event_id IN :ids"
-).bindparams(sa.bindparam("ids", expanding=True))
-
-
-@functools.cache
-def _scoped_query(what: str, scope: str) -> sa.TextClause:
-    sql, column = _SELECTS[what]
-    prefix, where = _SCOPES[scope]
-    statement = sa.text(prefix + sql.format(where=where.format(col=column)))
-    return statement.bindparams(sa.bindparam("names", expanding=True)) if scope != "all" else statement
-
-
-def inputs_of(
-    spec: AssetSpec,
-    specs: Mapping[AssetKey, AssetSpec],
-    latest: Mapping[AssetKey, LatestRecords],
-) -> tuple[InputVersion, ...]:
-    """The provenance snapshot of `spec`'s inputs from already loaded records."""
-    out = []
-    for dep in spec.deps:
-        version, event_id, _ = current_version(specs.get(dep), latest.get(dep))
-        out.append(InputVersion(dep, DataVersion(version), event_id))
-    return tuple(out)
-
-
-def _ancestors_cte(names: list[str]) -> sa.CTE:
-    """Every strict ancestor of `names`, in one recursive query."""
-    start = sa.select(t.deps.c.dep_key.label("k")).where(t.deps.c.asset_key.in_(names))
-    closure = start.cte("ancestors", recursive=True)
-    step = sa.select(t.deps.c.dep_key).join(closure, t.deps.c.asset_key == closure.c.k)
-    return closure.union(step)  # UNION, not UNION ALL: terminates even on a cyclic graph
-
-
-def _spec_from_row(
-    key: AssetKey,
-    code_version: str | None,
-    kind: Any,
-    framework: str | None,
-    meta: str,
-    deps: Iterable[AssetKey],
-) -> AssetSpec:
-    # Rows were validated when registered: build without re-validating (hot path for 100k assets).
-    spec = object.__new__(AssetSpec)
-    set_ = object.__setattr__
-    set_(spec, "key", key)
-    set_(spec, "code_version", code_version)
-    set_(spec, "deps", tuple(deps))  # written sorted by register()
-    set_(spec, "kind", kind)
-    set_(spec, "framework", framework)
-    set_(spec, "metadata_json", meta)
-    return spec
 
 
 def _event_from_row(event_id: int, row: Mapping[str, Any], inputs: tuple[InputVersion, ...]) -> Event:
@@ -846,11 +694,6 @@ def _unknown_error(conn: sa.Connection, keys: Iterable[str], hint: str = "") -> 
         f"unknown asset {', '.join(named)}: it is not registered in this store; register it "
         f"with store.register([AssetSpec(...)]) or check the store URL{hint}"
     )
-
-
-def _chunks(items: list[T]) -> Iterator[list[T]]:
-    for start in range(0, len(items), _CHUNK):
-        yield items[start : start + _CHUNK]
 
 
 def _is_retryable(exc: sa.exc.DBAPIError) -> bool:
