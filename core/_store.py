@@ -24,7 +24,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from . import _schema as t
 from ._keys import AssetKey, CoercibleToAssetKey
-from ._loading import ancestors_cte, chunks, inputs_of, load_graph
+from ._loading import ancestors_cte, chunks, inputs_of, load_graph, paused_gc
 from ._model import AssetSpec, AssetStatus, Event, EventKind, InputVersion, freeze_metadata
 from ._settings import Settings, resolve_settings
 from ._staleness import (
@@ -558,21 +558,22 @@ class EventStore:
     def statuses(
         self, keys: Iterable[CoercibleToAssetKey] | None = None, *, upstream: bool = True
     ) -> dict[AssetKey, AssetStatus]:
-        """Status of every registered asset (or of `keys`), in four queries whatever the size.
+        """Status of every registered asset (or of `keys`), in 2 to 6 queries whatever the size.
 
         :raises UnknownAssetError: a key is not registered.
         :raises CycleError: the registered definitions contain a cycle.
         """
         wanted = None if keys is None else [AssetKey.parse(k) for k in keys]
-        with self._read() as conn:
-            if wanted is None:
-                specs, latest = load_graph(conn, None, "self")
-            else:
-                specs, latest = load_graph(conn, wanted, "ancestors" if upstream else "deps")
-                unknown = [str(k) for k in wanted if k not in specs]
-                if unknown:
-                    raise _unknown_error(conn, unknown)
-        return compute_statuses(specs, latest, wanted, with_upstream=upstream)
+        with paused_gc():
+            with self._read() as conn:
+                if wanted is None:
+                    specs, latest = load_graph(conn, None, "self")
+                else:
+                    specs, latest = load_graph(conn, wanted, "ancestors" if upstream else "deps")
+                    unknown = [str(k) for k in wanted if k not in specs]
+                    if unknown:
+                        raise _unknown_error(conn, unknown)
+            return compute_statuses(specs, latest, wanted, with_upstream=upstream)
 
     def _step_view(self, spec: AssetSpec) -> tuple[AssetStatus, tuple[InputVersion, ...]]:
         """For a step's check: register `spec` if it changed, then its status and input snapshot.
