@@ -101,10 +101,12 @@ class ValueCache:
     def __repr__(self) -> str:
         return f"ValueCache({self.url!r}, serializer={self.serializer.name!r})"
 
-    def path(self, key: CoercibleToAssetKey, data_version: DataVersion) -> str:
-        """Where the value lives: quoted key parts, then a hash of the data version."""
+    def path(self, key: CoercibleToAssetKey, data_version: DataVersion, partition: str | None = None) -> str:
+        """Where the value lives: quoted key parts, then a hash of the data version (and of the
+        partition: two partitions never share an entry, even with equal user data versions)."""
         parts = [quote(part, safe="") for part in AssetKey.parse(key).parts]
-        digest = hashlib.sha256(data_version.value.encode()).hexdigest()[:40]
+        named = data_version.value if not partition else f"{len(partition)}:{partition}:{data_version.value}"
+        digest = hashlib.sha256(named.encode("utf-8", "surrogatepass")).hexdigest()[:40]
         return "/".join([self.root.rstrip("/"), *parts, f"{digest}.{self.serializer.name}"])
 
     def serialize(self, key: CoercibleToAssetKey, value: Any) -> bytes:
@@ -118,9 +120,9 @@ class ValueCache:
                 "serializable value, pick another serializer, or run without a value cache"
             ) from exc
 
-    def get(self, key: CoercibleToAssetKey, data_version: DataVersion) -> Any:
+    def get(self, key: CoercibleToAssetKey, data_version: DataVersion, partition: str | None = None) -> Any:
         """The cached value, or NO_VALUE when it is missing or cannot be read."""
-        path = self.path(key, data_version)
+        path = self.path(key, data_version, partition)
         try:
             with self.fs.open(path, "rb") as fh:
                 data = fh.read()
@@ -135,13 +137,17 @@ class ValueCache:
             log.warning("value cache: entry %s is unreadable (%s); the step will run", path, exc)
             return NO_VALUE
 
-    def put(self, key: CoercibleToAssetKey, data_version: DataVersion, value: Any) -> None:
+    def put(
+        self, key: CoercibleToAssetKey, data_version: DataVersion, value: Any, partition: str | None = None
+    ) -> None:
         """Serialize and store a value atomically. :raises SerializationError:"""
-        self.put_bytes(key, data_version, self.serialize(key, value))
+        self.put_bytes(key, data_version, self.serialize(key, value), partition)
 
-    def put_bytes(self, key: CoercibleToAssetKey, data_version: DataVersion, data: bytes) -> None:
+    def put_bytes(
+        self, key: CoercibleToAssetKey, data_version: DataVersion, data: bytes, partition: str | None = None
+    ) -> None:
         """Store already serialized bytes: temp file + rename locally, one PUT on object stores."""
-        path = self.path(key, data_version)
+        path = self.path(key, data_version, partition)
         if isinstance(self.fs, LocalFileSystem):
             folder = os.path.dirname(path)
             os.makedirs(folder, exist_ok=True)

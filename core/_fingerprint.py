@@ -5,20 +5,26 @@ xxh3-128 (xxhash) is the one algorithm everywhere, so workers on different machi
 
 from __future__ import annotations
 
+import datetime as dt
+import decimal
+import enum
 import math
 import os
-from pathlib import Path
+import uuid
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path, PurePath
 from typing import Any, Final
 
 import xxhash
 
 from ._versions import DataVersion
-from .errors import ObservationError
+from .errors import ObservationError, ParameterError
 
 __all__ = [
     "fingerprint_bytes",
     "fingerprint_directory",
     "fingerprint_file",
+    "fingerprint_parameters",
     "fingerprint_table",
     "fingerprint_value",
 ]
@@ -84,16 +90,69 @@ def fingerprint_directory(path: str | os.PathLike[str]) -> DataVersion:
 def fingerprint_value(value: Any) -> DataVersion:
     """Fingerprint of a JSON-like value with types kept apart (1, 1.0, "1" and True all differ).
 
-    :raises TypeError: a value that is not None/bool/int/float/str/bytes/list/tuple/dict;
-        fingerprint such data yourself (e.g. `fingerprint_table`) or return a data version.
+    Also dates and datetimes (with their UTC offset), Decimal, UUID, paths, enum members and
+    sets. NaN is one value, whatever its bits.
+
+    :raises ParameterError: a value of another type; fingerprint such data yourself (e.g.
+        `fingerprint_table`) or return a data version.
     """
     hasher = xxhash.xxh3_128()
-    _encode(value, hasher.update)
+    try:
+        _encode(value, hasher.update, 0)
+    except RecursionError:
+        raise ParameterError("cannot fingerprint a value nested over 500 levels deep") from None
     return _version(hasher, "value")
 
 
-def _encode(value: Any, put: Any) -> None:
+def fingerprint_parameters(
+    values: Mapping[str, Any],
+    *,
+    ignore: Iterable[str] = (),
+    fingerprints: Mapping[str, Callable[[Any], Any]] | None = None,
+    what: str = "the step",
+) -> tuple[tuple[str, str], ...]:
+    """`(name, fingerprint)` of each parameter a step reads, sorted by name: part of provenance
+    and of the logical data version, so a step is never reused for other parameter values.
+
+    `ignore` names parameters that do not change the result (a logger, a connection); a function
+    in `fingerprints` turns a parameter into something `fingerprint_value` accepts (or returns a
+    `DataVersion`).
+
+    :raises ParameterError: a parameter with no fingerprint, naming it and both ways out; an
+        ignored or fingerprinted name that is not a parameter (a typo would silently do nothing).
+    """
+    ignored = set(ignore)
+    custom = dict(fingerprints or {})
+    for name in sorted((ignored | set(custom)) - set(values)):
+        raise ParameterError(
+            f"{what} has no parameter {name!r} to ignore or fingerprint; its parameters are "
+            f"{', '.join(sorted(values)) or 'none'}"
+        )
+    out = []
+    for name in sorted(values):
+        if not isinstance(name, str) or not name or len(name) > 255 or any(ord(c) < 32 for c in name):
+            raise ParameterError(f"{what} has a parameter named {name!r}; names are non-empty strings")
+        if name in ignored:
+            continue
+        value = values[name]
+        try:
+            if name in custom:
+                value = custom[name](value)
+            version = value if isinstance(value, DataVersion) else fingerprint_value(value)
+        except ParameterError as exc:
+            raise ParameterError(
+                f"parameter {name!r} of {what} cannot be fingerprinted ({exc}); if it does not change "
+                f"the result, ignore it (ignore=[{name!r}]), otherwise give a function: "
+                f"fingerprints={{{name!r}: lambda v: ...}}"
+            ) from None
+        out.append((name, version.value))
+    return tuple(out)
+
+
+def _encode(value: Any, put: Any, depth: int = 0) -> None:
     # Tag + length-prefixed payload for every node: an injective encoding of the tree.
+    if depth > 500:
+        raise RecursionError
     if value is None:
         put(b"N")
     elif value is True or value is False:
@@ -113,15 +172,32 @@ def _encode(value: Any, put: Any) -> None:
     elif isinstance(value, list | tuple):
         put((b"l" if isinstance(value, list) else b"t") + len(value).to_bytes(8, "big"))
         for item in value:
-            _encode(item, put)
+            _encode(item, put, depth + 1)
     elif isinstance(value, dict):
         items = sorted(value.items(), key=lambda kv: (type(kv[0]).__name__, repr(kv[0])))
         put(b"d" + len(items).to_bytes(8, "big"))
         for k, v in items:
-            _encode(k, put)
-            _encode(v, put)
+            _encode(k, put, depth + 1)
+            _encode(v, put, depth + 1)
+    elif isinstance(value, set | frozenset):
+        encoded = []
+        for item in value:
+            parts: list[bytes] = []
+            _encode(item, parts.append, depth + 1)
+            encoded.append(b"".join(parts))
+        put(b"S" + len(encoded).to_bytes(8, "big") + b"".join(sorted(encoded)))
+    elif isinstance(value, dt.datetime | dt.date | dt.time):
+        # isoformat keeps the UTC offset: 12:00+01:00 and 12:00+00:00 are other instants.
+        raw = f"{type(value).__name__}:{value.isoformat()}".encode()
+        put(b"D" + len(raw).to_bytes(8, "big") + raw)
+    elif isinstance(value, dt.timedelta | decimal.Decimal | uuid.UUID | PurePath):
+        raw = f"{type(value).__name__}:{value}".encode()
+        put(b"O" + len(raw).to_bytes(8, "big") + raw)
+    elif isinstance(value, enum.Enum):
+        raw = f"{type(value).__module__}.{type(value).__qualname__}.{value.name}".encode()
+        put(b"E" + len(raw).to_bytes(8, "big") + raw)
     else:
-        raise TypeError(
+        raise ParameterError(
             f"cannot fingerprint a {type(value).__module__}.{type(value).__name__}; use "
             "fingerprint_table for DataFrames/Arrow tables, or return your own DataVersion"
         )
@@ -141,7 +217,7 @@ def fingerprint_table(table: Any) -> DataVersion:
         import pandas as pd
 
         header = [[str(c), str(t)] for c, t in zip(table.columns, table.dtypes, strict=True)]
-        _encode(header, hasher.update)
+        _encode(header, hasher.update, 0)
         hasher.update(pd.util.hash_pandas_object(table, index=True).to_numpy().tobytes())
         return _version(hasher, "pandas")
     if module.startswith("pyarrow") and hasattr(table, "schema"):

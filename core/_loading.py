@@ -9,7 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-from collections.abc import Iterable, Iterator, Mapping
+import json
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Literal, TypeVar
 
 import sqlalchemy as sa
@@ -17,10 +18,28 @@ import sqlalchemy as sa
 from . import _schema as t
 from ._keys import AssetKey
 from ._model import AssetSpec, InputVersion
-from ._staleness import LatestRecords, Materialized, current_version, moved_inputs
+from ._partitions import (
+    NOT_PARTITIONED,
+    AllPartitionsMapping,
+    DynamicPartitions,
+    PartitionMapping,
+    mapping_from_json,
+    partitions_from_json,
+)
+from ._staleness import Graph, LatestRecords, Materialized, expected_inputs, moved_inputs
 from ._versions import DataVersion
+from .errors import ConfigError
 
-__all__ = ["CHUNK", "Scope", "ancestors_cte", "chunks", "inputs_of", "load_graph", "paused_gc"]
+__all__ = [
+    "CHUNK",
+    "Scope",
+    "ancestors_cte",
+    "chunks",
+    "inputs_of",
+    "load_graph",
+    "load_step_graph",
+    "paused_gc",
+]
 
 T = TypeVar("T")
 Scope = Literal["self", "deps", "ancestors"]
@@ -34,77 +53,171 @@ def load_graph(
     scope: Scope,
     *,
     with_latest: bool = True,
-) -> tuple[dict[AssetKey, AssetSpec], dict[AssetKey, LatestRecords]]:
+) -> Graph:
     """Definitions and latest records of `keys` widened to `scope` (all assets for None).
 
-    Two queries (definitions, latest events), plus at most four for the provenance of the
-    materializations whose inputs moved on since they were recorded.
+    Two queries (definitions, latest events), one more when a DynamicPartitions asset is loaded,
+    plus at most four for the provenance of the materializations whose inputs moved on since they
+    were recorded.
     """
     params: dict[str, Any] = {} if keys is None else {"names": sorted({str(k) for k in keys})}
     which = "all" if keys is None else scope
+    specs = _load_specs(conn, _scoped_query("definitions", which), params)
+    graph = Graph(specs, {}, _load_dynamic(conn, specs))
+    if not with_latest:
+        return graph
+    _load_latest(conn, _scoped_query("latest", which), params, graph)
+    _load_moved_inputs(conn, graph, lambda: [(_scoped_query("inputs", which), params)])
+    return graph
 
+
+def load_step_graph(conn: sa.Connection, spec: AssetSpec, partition: str) -> Graph:
+    """What one step's check needs: its definition and deps, the latest records of its own
+    partition and of the upstream partitions that partition reads (all of a dep only when the
+    mapping reads all), and provenance rows only if an input moved. `spec` is the caller's
+    definition, whose FunctionMapping functions are loaded."""
+    params = {"names": [str(spec.key)]}
+    specs = _load_specs(conn, _scoped_query("definitions", "deps"), params)
+    if spec.key in specs:
+        specs[spec.key] = spec
+    graph = Graph(specs, {}, _load_dynamic(conn, specs))
+    if (
+        not partition
+        and spec.partitions is None
+        and not any(s.partitions is not None for k, s in specs.items() if k != spec.key)
+    ):
+        _load_latest(conn, _scoped_query("latest", "deps"), params, graph)
+    else:
+        whole: list[str] = []
+        pairs: list[tuple[str, str]] = [(str(spec.key), partition)]
+        for dep in spec.deps:
+            dep_spec = specs.get(dep)
+            mapping = spec.mapping_for(dep)
+            if dep_spec is None or dep_spec.partitions is None:
+                pairs.append((str(dep), NOT_PARTITIONED))
+            elif spec.partitions is None or isinstance(mapping, AllPartitionsMapping):
+                whole.append(str(dep))  # reads every partition: recorded ones count too
+            else:
+                parts = graph.upstream(spec, partition, dep)
+                if parts is None:
+                    whole.append(str(dep))
+                else:
+                    pairs.extend((str(dep), p) for p in parts)
+        for chunk in chunks(pairs):
+            where = sa.tuple_(t.latest.c.asset_key, t.latest.c.partition_key).in_(chunk)
+            _load_latest(conn, _LATEST_SELECT.where(where), {}, graph)
+        if whole:
+            _load_latest(conn, _LATEST_SELECT.where(t.latest.c.asset_key.in_(whole)), {}, graph)
+    _load_moved_inputs(conn, graph, None)
+    return graph
+
+
+def _load_specs(conn: sa.Connection, query: Any, params: dict[str, Any]) -> dict[AssetKey, AssetSpec]:
     key_of = AssetKey._trusted
-
     specs: dict[AssetKey, AssetSpec] = {}
     # fetchall(): one driver call instead of a fetchone() per row (200k rows on 100k assets).
-    for asset_key, code_version, kind, framework, meta, deps in conn.execute(
-        _scoped_query("definitions", which), params
+    for asset_key, code_version, kind, framework, meta, deps, partitions, mappings in conn.execute(
+        query, params
     ).fetchall():
         key = key_of(asset_key)
         dep_keys = [key_of(dep) for dep in deps.split("\n")] if deps else ()
-        specs[key] = _spec_from_row(key, code_version, kind, framework, meta, dep_keys)
-    latest: dict[AssetKey, LatestRecords] = {}
-    if not with_latest:
-        return specs, latest
+        specs[key] = _spec_from_row(key, code_version, kind, framework, meta, dep_keys, partitions, mappings)
+    return specs
 
-    for asset_key, kind, event_id, version, code_version, user_provided, run_id, digest in conn.execute(
-        _scoped_query("latest", which), params
-    ).fetchall():
+
+def _load_dynamic(conn: sa.Connection, specs: Mapping[AssetKey, AssetSpec]) -> dict[str, list[str]]:
+    names = sorted({s.partitions.name for s in specs.values() if isinstance(s.partitions, DynamicPartitions)})
+    found: dict[str, list[str]] = {name: [] for name in names}
+    if names:
+        query = (
+            sa.select(t.dynamic_partitions.c.name, t.dynamic_partitions.c.partition_key)
+            .where(t.dynamic_partitions.c.name.in_(names))
+            .order_by(t.dynamic_partitions.c.name, t.dynamic_partitions.c.partition_key)
+        )
+        for name, key in conn.execute(query).fetchall():
+            found[name].append(key)
+    return found
+
+
+def _load_latest(conn: sa.Connection, query: Any, params: dict[str, Any], graph: Graph) -> None:
+    key_of = AssetKey._trusted
+    latest = graph.latest
+    assert isinstance(latest, dict)
+    rows = conn.execute(query, params).fetchall()
+    for (
+        asset_key,
+        partition,
+        kind,
+        event_id,
+        version,
+        code_version,
+        user_provided,
+        run_id,
+        digest,
+        params_,
+    ) in rows:
         key = key_of(asset_key)
         records = latest.get(key)
         if records is None:
             records = latest[key] = LatestRecords()
+        if partition:
+            if records.partitions is None:
+                records.partitions = {}
+            part = records.partitions.get(partition)
+            if part is None:
+                part = records.partitions[partition] = LatestRecords()
+            records = part
         if kind == _MAT:
             records.materialization = Materialized(
-                event_id, version, code_version, bool(user_provided), run_id, None, digest
+                event_id, version, code_version, bool(user_provided), run_id, None, digest, params_
             )
         else:
             records.observation = (event_id, version)
 
-    # Provenance rows are read only where the digest says some input moved on.
+
+def _load_moved_inputs(
+    conn: sa.Connection, graph: Graph, scoped: Callable[[], list[tuple[Any, dict[str, Any]]]] | None
+) -> None:
+    """Provenance rows, read only where the digest says some input moved on."""
     changed: dict[int, Materialized] = {}
-    for mat in moved_inputs(specs, latest):
+    for mat in moved_inputs(graph):
         mat.inputs = {}
         changed[mat.event_id] = mat
     if not changed:
-        return specs, latest
-    batches: list[tuple[sa.TextClause, dict[str, Any]]]
-    if len(changed) > CHUNK * 4:
-        batches = [(_scoped_query("inputs", which), params)]
+        return
+    batches: list[tuple[Any, dict[str, Any]]]
+    if scoped is not None and len(changed) > CHUNK * 4:
+        batches = scoped()
     else:
         batches = [(_INPUTS_OF_EVENTS, {"ids": chunk}) for chunk in chunks(list(changed))]
+    key_of = AssetKey._trusted
     for query, bound in batches:
-        for event_id, input_key, version, input_event_id in conn.execute(query, bound).fetchall():
+        for event_id, input_key, input_partition, version, input_event_id in conn.execute(
+            query, bound
+        ).fetchall():
             target = changed.get(event_id)
             if target is not None and target.inputs is not None:
-                target.inputs[key_of(input_key)] = (version, input_event_id)
-    return specs, latest
+                target.inputs[(key_of(input_key), input_partition)] = (version, input_event_id)
 
 
 # Hot-path reads as prebuilt text statements: SQLAlchemy then skips building and cache-keying a
 # select() on every step check. `:names` expands to the requested keys.
 _SELECTS: Final = {
     "definitions": (
-        "SELECT asset_key, code_version, kind, framework, metadata, deps FROM insync_definitions {where}",
+        "SELECT asset_key, code_version, kind, framework, metadata, deps, partitions, partition_mappings "
+        "FROM insync_definitions {where}",
         "asset_key",
     ),
     "latest": (
-        "SELECT l.asset_key, l.kind, e.id, e.data_version, e.code_version, e.user_provided, e.run_id, "
-        "e.inputs_digest FROM insync_latest l JOIN insync_events e ON e.id = l.event_id {where}",
+        "SELECT l.asset_key, l.partition_key, l.kind, e.id, e.data_version, e.code_version, e.user_provided, "
+        "e.run_id, e.inputs_digest, e.parameters "
+        "FROM insync_latest l JOIN insync_events e ON e.id = l.event_id "
+        "{where}",
         "l.asset_key",
     ),
     "inputs": (
-        "SELECT i.event_id, i.input_key, i.data_version, i.input_event_id FROM insync_event_inputs i "
+        "SELECT i.event_id, i.input_key, i.input_partition, i.data_version, i.input_event_id "
+        "FROM insync_event_inputs i "
         "JOIN insync_latest l ON l.event_id = i.event_id AND l.kind = 'materialization' {where}",
         "l.asset_key",
     ),
@@ -123,8 +236,21 @@ _SCOPES: Final = {
     ),
 }
 _INPUTS_OF_EVENTS: Final = sa.text(
-    "SELECT event_id, input_key, data_version, input_event_id FROM insync_event_inputs WHERE event_id IN :ids"
+    "SELECT event_id, input_key, input_partition, data_version, input_event_id FROM insync_event_inputs "
+    "WHERE event_id IN :ids"
 ).bindparams(sa.bindparam("ids", expanding=True))
+_LATEST_SELECT: Final = sa.select(
+    t.latest.c.asset_key,
+    t.latest.c.partition_key,
+    t.latest.c.kind,
+    t.events.c.id,
+    t.events.c.data_version,
+    t.events.c.code_version,
+    t.events.c.user_provided,
+    t.events.c.run_id,
+    t.events.c.inputs_digest,
+    t.events.c.parameters,
+).join_from(t.latest, t.events, t.events.c.id == t.latest.c.event_id)
 
 
 @functools.cache
@@ -135,16 +261,21 @@ def _scoped_query(what: str, scope: str) -> sa.TextClause:
     return statement.bindparams(sa.bindparam("names", expanding=True)) if scope != "all" else statement
 
 
-def inputs_of(
-    spec: AssetSpec,
-    specs: Mapping[AssetKey, AssetSpec],
-    latest: Mapping[AssetKey, LatestRecords],
-) -> tuple[InputVersion, ...]:
-    """The provenance snapshot of `spec`'s inputs from already loaded records."""
+def inputs_of(spec: AssetSpec, partition: str, graph: Graph) -> tuple[InputVersion, ...]:
+    """The provenance snapshot of what `partition` of `spec` reads, from already loaded records.
+
+    :raises ConfigError: a FunctionMapping whose function is not loaded here.
+    """
+    pairs = expected_inputs(spec, partition, graph)
+    if pairs is None:
+        raise ConfigError(
+            f"{spec.key} maps partitions with a function that is not loaded here; record it through "
+            "a Step built with that function, or pass inputs=[InputVersion(...)]"
+        )
     out = []
-    for dep in spec.deps:
-        version, event_id, _ = current_version(specs.get(dep), latest.get(dep))
-        out.append(InputVersion(dep, DataVersion(version), event_id))
+    for dep, dep_part in pairs:
+        version, event_id, _ = graph.current(dep, dep_part)
+        out.append(InputVersion(dep, DataVersion._trusted(version), event_id, dep_part or None))
     return tuple(out)
 
 
@@ -163,6 +294,8 @@ def _spec_from_row(
     framework: str | None,
     meta: str,
     deps: Iterable[AssetKey],
+    partitions: str = "",
+    mappings: str = "",
 ) -> AssetSpec:
     # Rows were validated when registered: build without re-validating (hot path for 100k assets).
     spec = object.__new__(AssetSpec)
@@ -173,7 +306,15 @@ def _spec_from_row(
     set_(spec, "kind", kind)
     set_(spec, "framework", framework)
     set_(spec, "metadata_json", meta)
+    set_(spec, "partitions", partitions_from_json(partitions) if partitions else None)
+    set_(spec, "partition_mappings", _mappings_from_json(mappings) if mappings else ())
     return spec
+
+
+@functools.lru_cache(maxsize=1024)
+def _mappings_from_json(text: str) -> tuple[tuple[AssetKey, PartitionMapping], ...]:
+    body = json.loads(text)
+    return tuple((AssetKey._trusted(k), mapping_from_json(v)) for k, v in sorted(body.items()))
 
 
 @contextlib.contextmanager

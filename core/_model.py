@@ -11,6 +11,12 @@ from typing import Any, Final, Literal, TypeAlias
 import pendulum
 
 from ._keys import AssetKey, CoercibleToAssetKey
+from ._partitions import (
+    PartitionMapping,
+    PartitionsDefinition,
+    mapping_to_json,
+    partitions_to_json,
+)
 from ._versions import DataVersion
 from .errors import ConfigError
 
@@ -21,11 +27,13 @@ __all__ = [
     "Event",
     "EventKind",
     "InputVersion",
+    "PartitionCounts",
     "StaleCause",
     "StaleCauseCategory",
     "StaleStatus",
     "UpstreamChange",
     "freeze_metadata",
+    "partition_label",
 ]
 
 AssetKind: TypeAlias = Literal["materializable", "observable", "external"]
@@ -57,7 +65,10 @@ class AssetSpec:
 
     `kind` is `materializable` (a step computes it), `observable` (a source whose observe function
     reports data versions) or `external` (a source nobody observes here). `code_version` is
-    already resolved: `None` means unknown (never skipped).
+    already resolved: `None` means unknown (never skipped). `partitions` makes each partition key
+    its own record stream; `partition_mappings` says, per dep, which upstream partitions a
+    partition reads (default: identity between like definitions, overlapping windows between
+    time windows, all partitions into an unpartitioned asset).
 
     :raises InvalidAssetKey: for a malformed key or dep. :raises ConfigError: bad kind/metadata.
     """
@@ -68,6 +79,8 @@ class AssetSpec:
     kind: AssetKind
     framework: str | None
     metadata_json: str
+    partitions: PartitionsDefinition | None = None
+    partition_mappings: tuple[tuple[AssetKey, PartitionMapping], ...] = ()
 
     def __init__(
         self,
@@ -78,6 +91,8 @@ class AssetSpec:
         kind: AssetKind = "materializable",
         framework: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        partitions: PartitionsDefinition | None = None,
+        partition_mappings: Mapping[CoercibleToAssetKey, PartitionMapping] | None = None,
     ) -> None:
         from ._code_version import resolve_code_version
 
@@ -98,6 +113,25 @@ class AssetSpec:
         set_(self, "kind", kind)
         set_(self, "framework", framework)
         set_(self, "metadata_json", freeze_metadata(metadata, what=f"asset {parsed}"))
+        set_(self, "partitions", _check_partitions(parsed, partitions))
+        set_(self, "partition_mappings", _check_mappings(parsed, dep_keys, partition_mappings))
+
+    @property
+    def partitions_json(self) -> str:
+        return partitions_to_json(self.partitions)
+
+    @property
+    def mappings_json(self) -> str:
+        if not self.partition_mappings:
+            return ""
+        body = {str(k): mapping_to_json(m) for k, m in self.partition_mappings}
+        return json.dumps(body, sort_keys=True, separators=(",", ":"))
+
+    def mapping_for(self, dep: AssetKey) -> PartitionMapping | None:
+        for key, mapping in self.partition_mappings:
+            if key == dep:
+                return mapping
+        return None
 
     @property
     def metadata(self) -> dict[str, Any]:
@@ -108,13 +142,66 @@ class AssetSpec:
         return self.kind in SOURCE_KINDS
 
 
+def _check_partitions(key: AssetKey, partitions: object) -> PartitionsDefinition | None:
+    from ._partitions import DynamicPartitions, StaticPartitions, TimeWindowPartitions
+
+    if partitions is None or isinstance(
+        partitions, StaticPartitions | TimeWindowPartitions | DynamicPartitions
+    ):
+        return partitions
+    raise ConfigError(
+        f"asset {key} has partitions={partitions!r}; use StaticPartitions([...]), "
+        "TimeWindowPartitions('daily', start=...) or DynamicPartitions(name)"
+    )
+
+
+def _check_mappings(
+    key: AssetKey, deps: tuple[AssetKey, ...], mappings: Mapping[Any, Any] | None
+) -> tuple[tuple[AssetKey, PartitionMapping], ...]:
+    from ._partitions import AllPartitionsMapping, FunctionMapping, IdentityMapping, TimeWindowMapping
+
+    if not mappings:
+        return ()
+    if not isinstance(mappings, Mapping):
+        raise ConfigError(
+            f"partition_mappings of {key} must be a dict of dep key -> mapping, not {mappings!r}"
+        )
+    out = []
+    for dep, mapping in mappings.items():
+        dep_key = AssetKey.parse(dep)
+        if dep_key not in deps:
+            raise ConfigError(
+                f"partition_mappings of {key} names {dep_key}, which is not one of its deps "
+                f"({', '.join(map(str, deps)) or 'none'}); add it to deps or drop the mapping"
+            )
+        if not isinstance(
+            mapping, IdentityMapping | AllPartitionsMapping | TimeWindowMapping | FunctionMapping
+        ):
+            raise ConfigError(
+                f"partition mapping for {dep_key} in {key} is {mapping!r}, not a PartitionMapping"
+            )
+        out.append((dep_key, mapping))
+    return tuple(sorted(out, key=lambda pair: pair[0]))
+
+
 @dataclass(frozen=True, slots=True)
 class InputVersion:
-    """One input of a materialization as it was when the step started."""
+    """One input of a materialization as it was when the step started (`partition`: which
+    partition of a partitioned input)."""
 
     key: AssetKey
     data_version: DataVersion
     event_id: int | None  # None: the input had no record (NULL or INITIAL)
+    partition: str | None = None
+
+    @property
+    def label(self) -> str:
+        return partition_label(self.key, self.partition)
+
+
+def partition_label(key: AssetKey, partition: str | None) -> str:
+    """`orders` or `orders[2026-12-01]`: how a person reads an asset or one of its partitions."""
+    return str(key) if not partition else f"{key}[{partition}]"
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +219,8 @@ class Event:
     timestamp: pendulum.DateTime
     metadata: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[InputVersion, ...] = ()
+    partition: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()  # (name, fingerprint), sorted
 
 
 class StaleStatus(enum.Enum):
@@ -156,6 +245,7 @@ class StaleCauseCategory(enum.Enum):
     CODE = "CODE"
     DEPENDENCIES = "DEPENDENCIES"
     DATA = "DATA"
+    PARAMETERS = "PARAMETERS"  # beyond Dagster: the step is asked to run with other parameter values
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,9 +257,11 @@ class StaleCause:
     reason: str
     dependency: AssetKey | None = None
     children: tuple[StaleCause, ...] = ()
+    partition: str | None = None
+    dependency_partition: str | None = None
 
     def __str__(self) -> str:
-        return f"{self.key} {self.reason}"
+        return f"{partition_label(self.key, self.partition)} {self.reason}"
 
     @property
     def leaves(self) -> tuple[StaleCause, ...]:
@@ -190,8 +282,26 @@ class UpstreamChange:
 
 
 @dataclass(frozen=True, slots=True)
+class PartitionCounts:
+    """The rollup of a partitioned asset: how many partitions are Synced, and which are not."""
+
+    total: int
+    synced: int
+    unsynced: tuple[str, ...]
+    missing: tuple[str, ...]
+
+    def __str__(self) -> str:
+        return f"{self.synced} synced, {len(self.unsynced)} unsynced, {len(self.missing)} never materialized"
+
+
+@dataclass(frozen=True, slots=True)
 class AssetStatus:
-    """Status of one asset against its current definition and the store's records."""
+    """Status of one asset (or one partition) against its definition and the store's records.
+
+    For a partitioned asset asked as a whole, `partitions` holds the rollup and `status` is STALE
+    when any partition is Unsynced, MISSING when none was materialized, else FRESH; `causes` are
+    those of the first Unsynced partitions.
+    """
 
     key: AssetKey
     status: StaleStatus
@@ -203,6 +313,13 @@ class AssetStatus:
     upstream: tuple[UpstreamChange, ...] = ()
     last_event_id: int | None = None
     last_run_id: str | None = None
+    partition: str | None = None
+    partitions: PartitionCounts | None = None
+    parameters: tuple[tuple[str, str], ...] = ()  # recorded with the latest materialization
+
+    @property
+    def label(self) -> str:
+        return partition_label(self.key, self.partition)
 
     @property
     def root_causes(self) -> tuple[StaleCause, ...]:

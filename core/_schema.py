@@ -13,6 +13,7 @@ __all__ = [
     "counters",
     "definitions",
     "deps",
+    "dynamic_partitions",
     "events",
     "inputs",
     "latest",
@@ -21,7 +22,8 @@ __all__ = [
 
 # Our own version table, so an insync store can share a database with Airflow's `alembic_version`.
 VERSION_TABLE: Final = "insync_alembic_version"
-KNOWN_REVISIONS: Final = ("0001_initial",)  # oldest first; tests check it matches migrations/
+# Oldest first; a test checks it matches migrations/versions.
+KNOWN_REVISIONS: Final = ("0001_initial", "0002_partitions_parameters")
 HEAD_REVISION: Final = KNOWN_REVISIONS[-1]
 
 metadata = sa.MetaData()
@@ -41,7 +43,12 @@ events = sa.Table(
     sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
     sa.Column("metadata", sa.Text, nullable=False),
     sa.Column("inputs_digest", sa.String(40), nullable=False),
+    # "" for an unpartitioned asset: primary keys cannot hold NULL.
+    sa.Column("partition_key", sa.Text, nullable=False, server_default=""),
+    # Canonical JSON {name: fingerprint} of the step's parameters, "" for none.
+    sa.Column("parameters", sa.Text, nullable=False, server_default=""),
     sa.Index("ix_insync_events_asset_id", "asset_key", "id"),
+    sa.Index("ix_insync_events_asset_partition_id", "asset_key", "partition_key", "id"),
 )
 
 # Provenance as columns: one row per input of a materialization, as seen when the step started.
@@ -50,15 +57,17 @@ inputs = sa.Table(
     metadata,
     sa.Column("event_id", Id, sa.ForeignKey("insync_events.id"), primary_key=True),
     sa.Column("input_key", sa.Text, primary_key=True),
+    sa.Column("input_partition", sa.Text, primary_key=True, server_default=""),
     sa.Column("data_version", sa.Text, nullable=False),
     sa.Column("input_event_id", Id),
 )
 
-# The newest event per asset and kind, kept in the same transaction as the append.
+# The newest event per asset, partition and kind, kept in the same transaction as the append.
 latest = sa.Table(
     "insync_latest",
     metadata,
     sa.Column("asset_key", sa.Text, primary_key=True),
+    sa.Column("partition_key", sa.Text, primary_key=True, server_default=""),
     sa.Column("kind", sa.String(16), primary_key=True),
     sa.Column("event_id", Id, sa.ForeignKey("insync_events.id"), nullable=False),
 )
@@ -74,6 +83,18 @@ definitions = sa.Table(
     # Newline-joined dep keys, read with the row; insync_deps serves the recursive SQL queries.
     sa.Column("deps", sa.Text, nullable=False),
     sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+    # JSON of the partitions definition and of the per-dep partition mappings, "" for none.
+    sa.Column("partitions", sa.Text, nullable=False, server_default=""),
+    sa.Column("partition_mappings", sa.Text, nullable=False, server_default=""),
+)
+
+# Keys of DynamicPartitions sets, added explicitly or by materializing a new key.
+dynamic_partitions = sa.Table(
+    "insync_dynamic_partitions",
+    metadata,
+    sa.Column("name", sa.String(255), primary_key=True),
+    sa.Column("partition_key", sa.String(255), primary_key=True),
+    sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
 )
 
 # Cheap change markers for pollers: registering a definition appends no event.

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from ._cache import NO_VALUE, ValueCache
+from ._fingerprint import fingerprint_parameters
 from ._model import AssetSpec, AssetStatus, Event, InputVersion, StaleStatus
 from ._store import EventStore
 from ._versions import DataVersion
@@ -30,16 +31,27 @@ class StepDecision:
     @property
     def message(self) -> str:
         verb = "skip" if self.skip else "run"
-        return (
-            f"{verb} {self.status.key}: {self.status.status.value}{', ' + self.reason if self.reason else ''}"
-        )
+        because = f", {self.reason}" if self.reason else ""
+        return f"{verb} {self.status.label}: {self.status.status.value}{because}"
 
 
 class Step:
     """One versioned step: `check()` before the user's code, `record()` after it succeeds.
 
+    Everything the step reads is part of the decision: its code (the spec's code version), its
+    upstream assets (the spec's deps, and for a partition the upstream partitions it maps to),
+    the `partition` it computes and its `parameters` (argument values that are not upstream
+    assets, run configuration). Parameters are fingerprinted with `fingerprint_value`; name the
+    ones that do not change the result in `ignore_parameters`, or give a function per name in
+    `parameter_fingerprints`. `unseen_inputs` names reads insync cannot see (an environment
+    variable, the run context read inside the body): such a step always runs, and says why.
+
     The spec is registered if it changed; the inputs are snapshot at `check()` so provenance shows
-    what the step read, not what upstream wrote while it ran.
+    what the step read, not what upstream wrote while it ran, and the materialization records the
+    code version the step was checked with.
+
+    :raises ParameterError: a parameter without a fingerprint (named, with the ways out).
+    :raises InvalidPartitionKey: a partition that does not fit the asset's definition.
     """
 
     def __init__(
@@ -51,6 +63,11 @@ class Step:
         framework: str | None = None,
         cache: ValueCache | None = None,
         force: bool = False,
+        partition: str | None = None,
+        parameters: Mapping[str, Any] | None = None,
+        ignore_parameters: Iterable[str] = (),
+        parameter_fingerprints: Mapping[str, Callable[[Any], Any]] | None = None,
+        unseen_inputs: Iterable[str] = (),
     ) -> None:
         self.store = store
         self.spec = spec
@@ -58,16 +75,25 @@ class Step:
         self.framework = framework or spec.framework
         self.cache = cache
         self.force = force
+        self.partition = partition
+        self.parameters = fingerprint_parameters(
+            parameters or {},
+            ignore=ignore_parameters,
+            fingerprints=parameter_fingerprints,
+            what=f"step {spec.key}",
+        )
+        self.unseen_inputs = tuple(sorted(set(unseen_inputs)))
         self.decision: StepDecision | None = None
 
     def check(self, *, needs_value: bool = True) -> StepDecision:
         """Decide whether the step runs, and log why in one line.
 
-        It skips iff the asset has a code version, is FRESH, no force is set and (when
-        `needs_value` and a cache is set) the last value loads. A retry within the same run id
-        whose inputs are unchanged also skips, so retries never record twice.
+        It skips iff the asset has a code version, its partition is FRESH for these parameters,
+        it reads nothing unseen, no force is set and (when `needs_value` and a cache is set) the
+        last value loads. A retry within the same run id whose inputs are unchanged also skips,
+        so retries never record twice.
         """
-        status, inputs = self.store._step_view(self.spec)
+        status, inputs = self.store._step_view(self.spec, self.partition, self.parameters)
         skip, reason, value = self._decide(status, needs_value=needs_value)
         self.decision = StepDecision(skip, status, reason, value, inputs)
         log.info("%s", self.decision.message)
@@ -80,12 +106,14 @@ class Step:
             return False, "; ".join(str(c) for c in status.root_causes), NO_VALUE
         if self.force:
             return False, "forced", NO_VALUE
+        if self.unseen_inputs:
+            return False, f"reads inputs insync cannot see: {', '.join(self.unseen_inputs)}", NO_VALUE
         same_run = self.run_id is not None and status.last_run_id == self.run_id
         if self.spec.code_version is None and not same_run:
             return False, "no code version, so it always runs", NO_VALUE
         if not (needs_value and self.cache is not None):
             return True, "already materialized in this run" if same_run else "", NO_VALUE
-        value = self.cache.get(self.spec.key, status.data_version)
+        value = self.cache.get(self.spec.key, status.data_version, self.partition)
         if value is NO_VALUE:
             return False, "cached value missing", NO_VALUE
         return True, "already materialized in this run" if same_run else "", value
@@ -113,10 +141,13 @@ class Step:
             framework=self.framework,
             metadata=metadata,
             inputs=inputs,
+            partition=self.partition,
+            parameters=self.parameters,
+            code_version=self.spec.code_version,
         )
         if data is not None and self.cache is not None:
             try:
-                self.cache.put_bytes(self.spec.key, event.data_version, data)
+                self.cache.put_bytes(self.spec.key, event.data_version, data, self.partition)
             except Exception as exc:  # the record stands; the next check recomputes
                 log.warning("value cache: cannot write %s (%s)", self.spec.key, exc)
         return event

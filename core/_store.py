@@ -6,6 +6,7 @@ number of queries) and the pure functions of `_staleness`: no query runs per ass
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import json
 import logging
@@ -24,24 +25,30 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from . import _schema as t
 from ._keys import AssetKey, CoercibleToAssetKey
-from ._loading import ancestors_cte, chunks, inputs_of, load_graph, paused_gc
-from ._model import AssetSpec, AssetStatus, Event, EventKind, InputVersion, freeze_metadata
+from ._loading import ancestors_cte, chunks, inputs_of, load_graph, load_step_graph, paused_gc
+from ._model import AssetSpec, AssetStatus, Event, EventKind, InputVersion, StaleStatus, freeze_metadata
+from ._partitions import NOT_PARTITIONED, DynamicPartitions, check_partition_key
 from ._settings import Settings, resolve_settings
 from ._staleness import (
+    Graph,
     compute_statuses,
-    current_version,
-    inputs_digest,
+    expected_inputs,
+    parameter_causes,
+    partition_status,
+    provenance_digest,
     topological_order,
 )
 from ._versions import DataVersion, logical_data_version, user_data_version
 from .errors import (
+    ConfigError,
+    InvalidPartitionKey,
     SchemaVersionError,
     StoreError,
     StoreUnavailable,
     UnknownAssetError,
 )
 
-__all__ = ["EventStore", "Materialization"]
+__all__ = ["REGISTERED", "EventStore", "Materialization"]
 
 log = logging.getLogger("insync")
 
@@ -52,16 +59,32 @@ _MAT: Final = "materialization"
 _OBS: Final = "observation"
 
 
+class _Registered:
+    def __repr__(self) -> str:
+        return "REGISTERED"
+
+
+REGISTERED: Final = _Registered()
+
+
 @dataclass(frozen=True, slots=True)
 class Materialization:
-    """One materialization to append with `EventStore.record_materializations`."""
+    """One materialization to append with `EventStore.record_materializations`.
+
+    `code_version` is the one the step was checked with: a worker still running old code records
+    its output under the old version even after a newer worker registered a new one (a rolling
+    deploy). The default takes the registered version.
+    """
 
     key: AssetKey
-    data_version: DataVersion | None = None  # None: logical (code version + inputs)
+    data_version: DataVersion | None = None  # None: logical (code version + inputs + partition + parameters)
     run_id: str | None = None
     framework: str | None = None
     metadata: Mapping[str, Any] = field(default_factory=dict)
     inputs: tuple[InputVersion, ...] | None = None  # None: the inputs' versions right now
+    partition: str | None = None
+    parameters: tuple[tuple[str, str], ...] = ()  # (name, fingerprint): see fingerprint_parameters
+    code_version: str | _Registered | None = REGISTERED
 
 
 class EventStore:
@@ -254,6 +277,8 @@ class EventStore:
                 "metadata": s.metadata_json,
                 "deps": "\n".join(str(d) for d in s.deps),  # keys hold no control characters
                 "updated_at": now,
+                "partitions": s.partitions_json,
+                "partition_mappings": s.mappings_json,
             }
             for s in specs
         ]
@@ -290,6 +315,8 @@ class EventStore:
                 "metadata": "{}",
                 "deps": "",
                 "updated_at": now,
+                "partitions": "",
+                "partition_mappings": "",
             }
             for k in keys
         ]
@@ -302,8 +329,8 @@ class EventStore:
             closure = ancestors_cte(chunk)
             hit = conn.execute(sa.select(closure.c.k).where(closure.c.k.in_(chunk)).limit(1)).first()
             if hit is not None:  # maybe just a -> b registered together; sort to be sure
-                specs, _ = load_graph(conn, [AssetKey(k) for k in chunk], "ancestors", with_latest=False)
-                topological_order(specs)  # raises CycleError naming the cycle
+                graph = load_graph(conn, [AssetKey(k) for k in chunk], "ancestors", with_latest=False)
+                topological_order(graph.specs)  # raises CycleError naming the cycle
 
     def _insert(self, table: sa.Table) -> Any:
         dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
@@ -329,8 +356,7 @@ class EventStore:
     def definitions(self) -> dict[AssetKey, AssetSpec]:
         """Every registered definition, placeholders included."""
         with self._read() as conn:
-            specs, _ = load_graph(conn, None, "self", with_latest=False)
-        return specs
+            return dict(load_graph(conn, None, "self", with_latest=False).specs)
 
     # ---------------------------------------------------------------------------- writes
     def record_materialization(
@@ -342,16 +368,21 @@ class EventStore:
         framework: str | None = None,
         metadata: Mapping[str, Any] | None = None,
         inputs: Sequence[InputVersion] | None = None,
+        partition: str | None = None,
+        parameters: Sequence[tuple[str, str]] = (),
+        code_version: str | _Registered | None = REGISTERED,
     ) -> Event:
-        """Append a materialization with its provenance.
+        """Append a materialization (of one partition, for a partitioned asset) with its provenance.
 
-        `data_version` None computes the logical version from the registered code version (the
-        run id when the code version is unknown) and the inputs; a given one is user-provided and
-        wins. `inputs` None reads the inputs' current versions now; steps pass the snapshot taken
-        when they started.
+        `data_version` None computes the logical version from the code version (the run id when
+        it is unknown), the inputs, the partition and the parameters' fingerprints; a given one is
+        user-provided and wins. `inputs` None reads the inputs' current versions now; steps pass
+        the snapshot taken when they started, and the code version they were checked with.
 
         :raises UnknownAssetError: the key is not registered.
         :raises InvalidDataVersion: the data version is empty or a sentinel name.
+        :raises InvalidPartitionKey: a partition for an unpartitioned asset, none for a
+            partitioned one, or a key that is not one of the asset's partitions.
         """
         item = Materialization(
             key=AssetKey.parse(key),
@@ -360,6 +391,9 @@ class EventStore:
             framework=framework,
             metadata=metadata or {},
             inputs=None if inputs is None else tuple(inputs),
+            partition=partition,
+            parameters=tuple(parameters),
+            code_version=code_version,
         )
         return self.record_materializations([item])[0]
 
@@ -375,47 +409,66 @@ class EventStore:
 
     def _append_materializations(self, conn: sa.Connection, items: list[Materialization]) -> list[Event]:
         keys = {item.key for item in items}
-        specs, latest = load_graph(conn, list(keys), "deps")
+        graph = load_graph(conn, list(keys), "deps")
+        specs = graph.specs
         unknown = [str(k) for k in keys if k not in specs]
         if unknown:
             raise _unknown_error(conn, unknown)
         now = pendulum.now("UTC")
-        # Versions written earlier in this batch: key -> (data version, batch index).
-        written: dict[AssetKey, tuple[str, int]] = {}
+        # Versions written earlier in this batch: (key, partition) -> (data version, batch index).
+        written: dict[tuple[AssetKey, str], tuple[str, int]] = {}
         prepared = []
+        new_dynamic: set[tuple[str, str]] = set()
         for index, item in enumerate(items):
             spec = specs[item.key]
-            # (input key, data version, event id, index in this batch when written by this batch)
-            snapshot: list[tuple[AssetKey, str, int | None, int | None]]
+            partition = _partition_of(spec, item.partition, graph.dynamic)
+            if isinstance(spec.partitions, DynamicPartitions) and partition not in graph.dynamic.get(
+                spec.partitions.name, ()
+            ):
+                new_dynamic.add((spec.partitions.name, partition))
+            # (input key, input partition, data version, event id, index in this batch when written here)
+            snapshot: list[tuple[AssetKey, str, str, int | None, int | None]]
             if item.inputs is not None:
-                snapshot = [(i.key, i.data_version.value, i.event_id, None) for i in item.inputs]
+                snapshot = [
+                    (i.key, i.partition or NOT_PARTITIONED, i.data_version.value, i.event_id, None)
+                    for i in item.inputs
+                ]
             else:
                 snapshot = []
-                for dep in spec.deps:
-                    if dep in written:
-                        version, batch_index = written[dep]
-                        snapshot.append((dep, version, None, batch_index))
+                for dep, dep_part in _input_pairs(spec, partition, graph):
+                    if (dep, dep_part) in written:
+                        version, batch_index = written[(dep, dep_part)]
+                        snapshot.append((dep, dep_part, version, None, batch_index))
                     else:
-                        version, event_id, _ = current_version(specs.get(dep), latest.get(dep))
-                        snapshot.append((dep, version, event_id, None))
+                        version, event_id, _ = graph.current(dep, dep_part)
+                        snapshot.append((dep, dep_part, version, event_id, None))
+            code_version = (
+                spec.code_version if isinstance(item.code_version, _Registered) else item.code_version
+            )
             run_id = item.run_id
+            params = tuple(sorted(item.parameters))
             if item.data_version is not None:
                 version, user_provided = item.data_version.value, True
             else:
-                if spec.code_version is None and run_id is None:
+                if code_version is None and run_id is None:
                     run_id = uuid.uuid4().hex  # unknown code: the run id stands in
-                stand_in = spec.code_version if spec.code_version is not None else f"run:{run_id}"
-                versions = {k: DataVersion(v) for k, v, _, _ in snapshot}
-                version, user_provided = logical_data_version(stand_in, versions).value, False
-            written[item.key] = (version, index)
-            prepared.append((item, spec, snapshot, version, user_provided, run_id))
+                stand_in = code_version if code_version is not None else f"run:{run_id}"
+                versions = {(k, p): DataVersion._trusted(v) for k, p, v, _, _ in snapshot}
+                version = logical_data_version(
+                    stand_in, versions, partition=partition or None, parameters=params
+                ).value
+                user_provided = False
+            written[(item.key, partition)] = (version, index)
+            prepared.append(
+                (item, spec, partition, snapshot, version, user_provided, run_id, code_version, params)
+            )
 
         rows = [
             {
                 "asset_key": str(item.key),
                 "kind": _MAT,
                 "data_version": version,
-                "code_version": spec.code_version,
+                "code_version": code_version,
                 "user_provided": user_provided,
                 "run_id": run_id,
                 "framework": item.framework or spec.framework,
@@ -424,20 +477,37 @@ class EventStore:
                 # An input written earlier in this batch has no id yet: its digest follows below.
                 "inputs_digest": ""
                 if any(b is not None for *_, b in snapshot)
-                else inputs_digest((dep, e) for dep, _, e, _ in snapshot),
+                else provenance_digest(spec, specs, [(dep, p, e) for dep, p, _, e, _ in snapshot]),
+                "partition_key": partition,
+                "parameters": _parameters_json(params),
             }
-            for item, spec, snapshot, version, user_provided, run_id in prepared
+            for (
+                item,
+                spec,
+                partition,
+                snapshot,
+                version,
+                user_provided,
+                run_id,
+                code_version,
+                params,
+            ) in prepared
         ]
         ids = self._insert_events(conn, rows)
         resolved = [
             tuple(
-                InputVersion(dep, DataVersion._trusted(v), ids[b] if b is not None else e)
-                for dep, v, e, b in snapshot
+                InputVersion(dep, DataVersion._trusted(v), ids[b] if b is not None else e, p or None)
+                for dep, p, v, e, b in snapshot
             )
-            for _, _, snapshot, _, _, _ in prepared
+            for _, _, _, snapshot, *_ in prepared
         ]
         late = [
-            {"event_id": ids[i], "digest": inputs_digest((i.key, i.event_id) for i in resolved[i])}
+            {
+                "event_id": ids[i],
+                "digest": provenance_digest(
+                    prepared[i][1], specs, [(x.key, x.partition or "", x.event_id) for x in resolved[i]]
+                ),
+            }
             for i, row in enumerate(rows)
             if not row["inputs_digest"]
         ]
@@ -452,6 +522,7 @@ class EventStore:
             {
                 "event_id": ids[i],
                 "input_key": str(x.key),
+                "input_partition": x.partition or NOT_PARTITIONED,
                 "data_version": x.data_version.value,
                 "input_event_id": x.event_id,
             }
@@ -460,7 +531,15 @@ class EventStore:
         ]
         if input_rows:
             self._insert_rows(conn, t.inputs, input_rows)
-        self._advance_latest(conn, [(str(item.key), _MAT, i) for item, i in zip(items, ids, strict=True)])
+        if new_dynamic:
+            self._add_dynamic(conn, sorted(new_dynamic), now)
+        self._advance_latest(
+            conn,
+            [
+                (str(item.key), str(row["partition_key"]), _MAT, i)
+                for item, row, i in zip(items, rows, ids, strict=True)
+            ],
+        )
         return [_event_from_row(ids[i], rows[i], resolved[i]) for i in range(len(rows))]
 
     def record_observation(
@@ -471,11 +550,13 @@ class EventStore:
         run_id: str | None = None,
         framework: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        partition: str | None = None,
     ) -> Event:
-        """Append an observation of a source's data version.
+        """Append an observation of a source's data version (of one partition, if partitioned).
 
         :raises UnknownAssetError: the key is not registered (register it as `observable`).
         :raises InvalidDataVersion: the data version is empty or a sentinel name.
+        :raises InvalidPartitionKey: the partition does not fit the asset's definition.
         """
         asset = AssetKey.parse(key)
         version = user_data_version(data_version)
@@ -490,20 +571,51 @@ class EventStore:
             "created_at": pendulum.now("UTC"),
             "metadata": freeze_metadata(metadata, what=f"observation of {asset}"),
             "inputs_digest": "",
+            "partition_key": NOT_PARTITIONED,
+            "parameters": "",
         }
 
         def work(conn: sa.Connection) -> Event:
-            exists = conn.execute(
-                sa.select(t.definitions.c.asset_key).where(t.definitions.c.asset_key == str(asset))
-            ).first()
-            if exists is None:
+            graph = load_graph(conn, [asset], "self", with_latest=False)
+            spec = graph.specs.get(asset)
+            if spec is None:
                 hint = f"; for a source: register AssetSpec({str(asset)!r}, kind='observable')"
                 raise _unknown_error(conn, [str(asset)], hint)
-            (event_id,) = self._insert_events(conn, [row])
-            self._advance_latest(conn, [(str(asset), _OBS, event_id)])
-            return _event_from_row(event_id, row, ())
+            part = _partition_of(spec, partition, graph.dynamic)
+            if isinstance(spec.partitions, DynamicPartitions) and part not in graph.dynamic.get(
+                spec.partitions.name, ()
+            ):
+                self._add_dynamic(conn, [(spec.partitions.name, part)], row["created_at"])
+            written = {**row, "partition_key": part}
+            (event_id,) = self._insert_events(conn, [written])
+            self._advance_latest(conn, [(str(asset), part, _OBS, event_id)])
+            return _event_from_row(event_id, written, ())
 
         return self._write(work)
+
+    def add_partitions(self, name: str, keys: Iterable[str]) -> None:
+        """Add keys to the DynamicPartitions set `name` (existing keys are left as they are).
+
+        :raises InvalidPartitionKey: a malformed key (nothing is added).
+        """
+        check_partition_key(name, what="DynamicPartitions name")
+        if isinstance(keys, str):
+            raise InvalidPartitionKey(f"add_partitions takes a list of keys, not the string {keys!r}")
+        checked = sorted({check_partition_key(k) for k in keys})
+        if checked:
+            now = pendulum.now("UTC")
+            self._write(lambda conn: self._add_dynamic(conn, [(name, k) for k in checked], now))
+
+    def dynamic_partitions(self, name: str) -> list[str]:
+        """Keys of the DynamicPartitions set `name`, sorted."""
+        with self._read() as conn:
+            query = sa.select(t.dynamic_partitions.c.partition_key).where(t.dynamic_partitions.c.name == name)
+            return sorted(conn.execute(query).scalars())
+
+    def _add_dynamic(self, conn: sa.Connection, pairs: list[tuple[str, str]], now: Any) -> None:
+        rows = [{"name": n, "partition_key": k, "created_at": now} for n, k in pairs]
+        for chunk in chunks(rows):
+            conn.execute(self._insert(t.dynamic_partitions).values(chunk).on_conflict_do_nothing())
 
     def _insert_events(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
         if self.dialect != "sqlite":
@@ -527,38 +639,50 @@ class EventStore:
             rows = [{**row, **{c: _sqlite_value(row[c]) for c in convert}} for row in rows]
         conn.exec_driver_sql(sql, [tuple(row.values()) for row in rows])
 
-    def _advance_latest(self, conn: sa.Connection, entries: list[tuple[str, str, int]]) -> None:
-        newest: dict[tuple[str, str], int] = {}
-        for key, kind, event_id in entries:
-            newest[(key, kind)] = max(event_id, newest.get((key, kind), 0))
+    def _advance_latest(self, conn: sa.Connection, entries: list[tuple[str, str, str, int]]) -> None:
+        newest: dict[tuple[str, str, str], int] = {}
+        for key, partition, kind, event_id in entries:
+            newest[(key, partition, kind)] = max(event_id, newest.get((key, partition, kind), 0))
         # Sorted, so concurrent PostgreSQL writers lock rows in one order and never deadlock;
         # the WHERE keeps a slower transaction with an older id from moving the index backwards.
-        rows = [{"asset_key": k, "kind": kind, "event_id": i} for (k, kind), i in sorted(newest.items())]
+        rows = [
+            {"asset_key": k, "partition_key": p, "kind": kind, "event_id": i}
+            for (k, p, kind), i in sorted(newest.items())
+        ]
         stmt = self._insert(t.latest)
         stmt = stmt.on_conflict_do_update(
-            index_elements=["asset_key", "kind"],
+            index_elements=["asset_key", "partition_key", "kind"],
             set_={"event_id": stmt.excluded.event_id},
             where=stmt.excluded.event_id > t.latest.c.event_id,
         )
         conn.execute(stmt, rows)
 
     # ----------------------------------------------------------------------------- reads
-    def status(self, key: CoercibleToAssetKey, *, upstream: bool = True) -> AssetStatus:
-        """Status of one asset; with `upstream`, also the ancestors whose change is pending.
+    def status(
+        self, key: CoercibleToAssetKey, *, upstream: bool = True, partition: str | None = None
+    ) -> AssetStatus:
+        """Status of one asset (its rollup, if partitioned) or of one of its partitions; with
+        `upstream`, also the ancestors whose change is pending.
 
         :raises UnknownAssetError: the key is not registered.
+        :raises InvalidPartitionKey: `partition` does not fit the asset.
         """
         asset = AssetKey.parse(key)
         with self._read() as conn:
-            specs, latest = load_graph(conn, [asset], "ancestors" if upstream else "deps")
-            if asset not in specs:
+            graph = load_graph(conn, [asset], "ancestors" if upstream else "deps")
+            if asset not in graph.specs:
                 raise _unknown_error(conn, [str(asset)])
-        return compute_statuses(specs, latest, [asset], with_upstream=upstream)[asset]
+        whole = compute_statuses(graph, [asset], with_upstream=upstream)[asset]
+        if partition is None:
+            return whole
+        spec = graph.specs[asset]
+        one = partition_status(spec, _partition_of(spec, partition, graph.dynamic, reading=True), graph)
+        return dataclasses.replace(one, upstream=whole.upstream)
 
     def statuses(
         self, keys: Iterable[CoercibleToAssetKey] | None = None, *, upstream: bool = True
     ) -> dict[AssetKey, AssetStatus]:
-        """Status of every registered asset (or of `keys`), in 2 to 6 queries whatever the size.
+        """Status of every registered asset (or of `keys`), in 2 to 7 queries whatever the size.
 
         :raises UnknownAssetError: a key is not registered.
         :raises CycleError: the registered definitions contain a cycle.
@@ -567,48 +691,77 @@ class EventStore:
         with paused_gc():
             with self._read() as conn:
                 if wanted is None:
-                    specs, latest = load_graph(conn, None, "self")
+                    graph = load_graph(conn, None, "self")
                 else:
-                    specs, latest = load_graph(conn, wanted, "ancestors" if upstream else "deps")
-                    unknown = [str(k) for k in wanted if k not in specs]
+                    graph = load_graph(conn, wanted, "ancestors" if upstream else "deps")
+                    unknown = [str(k) for k in wanted if k not in graph.specs]
                     if unknown:
                         raise _unknown_error(conn, unknown)
-            return compute_statuses(specs, latest, wanted, with_upstream=upstream)
+            return compute_statuses(graph, wanted, with_upstream=upstream)
 
-    def _step_view(self, spec: AssetSpec) -> tuple[AssetStatus, tuple[InputVersion, ...]]:
-        """For a step's check: register `spec` if it changed, then its status and input snapshot.
+    def _step_view(
+        self,
+        spec: AssetSpec,
+        partition: str | None = None,
+        parameters: Sequence[tuple[str, str]] = (),
+    ) -> tuple[AssetStatus, tuple[InputVersion, ...]]:
+        """For a step's check: register `spec` if it changed, then the status of its partition
+        (with a PARAMETERS cause when `parameters` differ from the recorded ones) and the
+        snapshot of what it reads.
 
         Two to four queries on the hot path, and no write when the definition is unchanged.
         """
         with self._read() as conn:
-            specs, latest = load_graph(conn, [spec.key], "deps")
-        if specs.get(spec.key) != spec:
+            registered = load_graph(conn, [spec.key], "self", with_latest=False).specs.get(spec.key)
+            if registered == spec:
+                part = _partition_of(spec, partition, {}, reading=True, dynamic_ok=True)
+                graph = load_step_graph(conn, spec, part)
+        if registered != spec:
             self.register([spec])
             with self._read() as conn:
-                specs, latest = load_graph(conn, [spec.key], "deps")
-        status = compute_statuses(specs, latest, [spec.key], with_upstream=False)[spec.key]
-        return status, inputs_of(specs[spec.key], specs, latest)
+                part = _partition_of(spec, partition, {}, reading=True, dynamic_ok=True)
+                graph = load_step_graph(conn, spec, part)
+        status = partition_status(spec, part, graph)
+        if status.status is not StaleStatus.MISSING and not spec.is_source:
+            records = graph.records(spec.key, part)
+            recorded = records.materialization.parameters if records and records.materialization else ""
+            extra = parameter_causes(spec.key, part, recorded, parameters)
+            if extra:
+                status = dataclasses.replace(
+                    status, status=StaleStatus.STALE, causes=(*status.causes, *extra)
+                )
+        return status, inputs_of(spec, part, graph)
 
-    def snapshot_inputs(self, key: CoercibleToAssetKey) -> tuple[InputVersion, ...]:
-        """The current data version and event id of each dependency of `key`.
+    def snapshot_inputs(
+        self, key: CoercibleToAssetKey, *, partition: str | None = None
+    ) -> tuple[InputVersion, ...]:
+        """The current data version and event id of each input of `key` (of one partition).
 
         :raises UnknownAssetError: the key is not registered.
         """
         asset = AssetKey.parse(key)
         with self._read() as conn:
-            specs, latest = load_graph(conn, [asset], "deps")
-            if asset not in specs:
+            graph = load_graph(conn, [asset], "deps")
+            if asset not in graph.specs:
                 raise _unknown_error(conn, [str(asset)])
-        return inputs_of(specs[asset], specs, latest)
+        spec = graph.specs[asset]
+        return inputs_of(spec, _partition_of(spec, partition, graph.dynamic, reading=True), graph)
 
     def history(
-        self, key: CoercibleToAssetKey, *, limit: int | None = None, kind: EventKind | None = None
+        self,
+        key: CoercibleToAssetKey,
+        *,
+        limit: int | None = None,
+        kind: EventKind | None = None,
+        partition: str | None = None,
     ) -> list[Event]:
-        """Events of one asset, newest first, with their inputs."""
+        """Events of one asset (of one partition, if given), newest first, with their inputs."""
         asset = AssetKey.parse(key)
         query = sa.select(t.events).where(t.events.c.asset_key == str(asset))
         if kind is not None:
             query = query.where(t.events.c.kind == kind)
+        if partition is not None:
+            query = query.where(t.events.c.partition_key == check_partition_key(partition))
         query = query.order_by(t.events.c.id.desc()).limit(limit)
         with self._read() as conn:
             rows = [r._asdict() for r in conn.execute(query)]
@@ -617,10 +770,17 @@ class EventStore:
             for chunk in chunks(ids):
                 for r in conn.execute(sa.select(t.inputs).where(t.inputs.c.event_id.in_(chunk))):
                     found.setdefault(r.event_id, []).append(
-                        InputVersion(AssetKey(r.input_key), DataVersion(r.data_version), r.input_event_id)
+                        InputVersion(
+                            AssetKey(r.input_key),
+                            DataVersion(r.data_version),
+                            r.input_event_id,
+                            r.input_partition or None,
+                        )
                     )
         return [
-            _event_from_row(r["id"], r, tuple(sorted(found.get(r["id"], []), key=lambda i: i.key)))
+            _event_from_row(
+                r["id"], r, tuple(sorted(found.get(r["id"], []), key=lambda i: (i.key, i.partition or "")))
+            )
             for r in rows
         ]
 
@@ -643,6 +803,59 @@ class EventStore:
     # ------------------------------------------------------------------------ bulk loading
 
 
+def _partition_of(
+    spec: AssetSpec,
+    partition: str | None,
+    dynamic: Mapping[str, Sequence[str]],
+    *,
+    reading: bool = False,
+    dynamic_ok: bool = False,
+) -> str:
+    """The store's partition column for `partition` of `spec` ("" when unpartitioned).
+
+    :raises InvalidPartitionKey: a partition for an unpartitioned asset, none for a partitioned
+        one, or a key outside a static or time definition (dynamic keys are added on write).
+    """
+    definition = spec.partitions
+    if definition is None:
+        if partition is not None:
+            raise InvalidPartitionKey(
+                f"asset {spec.key} is not partitioned, but partition {partition!r} was given; drop it, "
+                "or declare partitions=... on the asset"
+            )
+        return NOT_PARTITIONED
+    if partition is None:
+        raise InvalidPartitionKey(
+            f"asset {spec.key} is partitioned ({type(definition).__name__}); say which partition, "
+            "e.g. partition='2026-12-01'"
+        )
+    if isinstance(definition, DynamicPartitions):
+        check_partition_key(partition)
+        if reading and not dynamic_ok and partition not in dynamic.get(definition.name, ()):
+            raise InvalidPartitionKey(
+                f"partition {partition!r} of {spec.key} has not been added to DynamicPartitions "
+                f"{definition.name!r}; add it with store.add_partitions({definition.name!r}, [...])"
+            )
+        return partition
+    return definition.validate(partition)
+
+
+def _input_pairs(spec: AssetSpec, partition: str, graph: Graph) -> list[tuple[AssetKey, str]]:
+    pairs = expected_inputs(spec, partition, graph)
+    if pairs is None:
+        raise ConfigError(
+            f"{spec.key} maps partitions with a function that is not loaded here; record it through "
+            "a Step built with that function, or pass inputs=[InputVersion(...)]"
+        )
+    return pairs
+
+
+def _parameters_json(parameters: Sequence[tuple[str, str]]) -> str:
+    if not parameters:
+        return ""
+    return json.dumps(dict(parameters), sort_keys=True, separators=(",", ":"))
+
+
 def _event_from_row(event_id: int, row: Mapping[str, Any], inputs: tuple[InputVersion, ...]) -> Event:
     created = row["created_at"]
     if not isinstance(created, pendulum.DateTime):
@@ -659,6 +872,8 @@ def _event_from_row(event_id: int, row: Mapping[str, Any], inputs: tuple[InputVe
         timestamp=created.in_timezone("UTC"),
         metadata=json.loads(row["metadata"]),
         inputs=inputs,
+        partition=row.get("partition_key") or None,
+        parameters=tuple(sorted(json.loads(row["parameters"]).items())) if row.get("parameters") else (),
     )
 
 

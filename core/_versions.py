@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from ._keys import AssetKey
 from .errors import InvalidDataVersion
@@ -78,19 +78,46 @@ def length_prefixed(*fields: bytes) -> bytes:
     return bytes(out)
 
 
-def logical_data_version(code_version: str, inputs: Mapping[AssetKey, DataVersion]) -> DataVersion:
-    """insync's default data version: a SHA-256 of the code version and the input data versions.
+def logical_data_version(
+    code_version: str,
+    inputs: Mapping[Any, DataVersion],
+    *,
+    partition: str | None = None,
+    parameters: Iterable[tuple[str, str]] = (),
+) -> DataVersion:
+    """insync's default data version: a SHA-256 of everything the step read.
 
-    Inputs are taken in canonical key order and every field is length-prefixed, so distinct
-    (code version, inputs) pairs give distinct encodings. Any UNKNOWN input makes the result UNKNOWN.
+    That is the code version, the input data versions (keyed by asset key, or by
+    `(asset key, partition)` for an upstream partition), the partition computed and the
+    parameters' fingerprints (`(name, fingerprint)` pairs). Inputs are taken in canonical order
+    and every field is length-prefixed, so distinct reads give distinct encodings. Without
+    partitions or parameters the encoding is the original one, so stores written before
+    partitions existed keep their versions. Any UNKNOWN input makes the result UNKNOWN.
     """
     if any(v == UNKNOWN for v in inputs.values()):
         return UNKNOWN
-    fields = [b"insync-logical-1", code_version.encode()]
-    for key in sorted(inputs):
-        fields.append(str(key).encode())
-        fields.append(inputs[key].value.encode())
-    return DataVersion(hashlib.sha256(length_prefixed(*fields)).hexdigest())
+    normalized = sorted(
+        ((k, "") if not isinstance(k, tuple) else (k[0], k[1] or ""), v.value) for k, v in inputs.items()
+    )
+    params = sorted(parameters)
+    if partition is None and not params and all(p == "" for (_, p), _ in normalized):
+        fields = [b"insync-logical-1", code_version.encode()]
+        for (key, _), version in normalized:
+            fields.append(str(key).encode())
+            fields.append(version.encode())
+        return DataVersion(hashlib.sha256(length_prefixed(*fields)).hexdigest())
+    encoded_inputs = [
+        length_prefixed(str(key).encode(), part.encode(), version.encode())
+        for (key, part), version in normalized
+    ]
+    encoded = length_prefixed(
+        b"insync-logical-2",
+        code_version.encode(),
+        length_prefixed() if partition is None else length_prefixed(partition.encode()),
+        length_prefixed(*(length_prefixed(n.encode(), f.encode()) for n, f in params)),
+        length_prefixed(*encoded_inputs),
+    )
+    return DataVersion(hashlib.sha256(encoded).hexdigest())
 
 
 def dagster_data_version(code_version: str, inputs: Mapping[AssetKey, DataVersion]) -> DataVersion:

@@ -4,7 +4,9 @@
     ├── ConfigError              a setting or argument cannot be used
     │   ├── InvalidAssetKey      an asset key is malformed
     │   ├── InvalidCodeVersion   a code version is not a usable string
-    │   └── InvalidDataVersion   a data version is empty or a reserved sentinel name
+    │   ├── InvalidDataVersion   a data version is empty or a reserved sentinel name
+    │   ├── InvalidPartitionKey  a partition key is malformed or not one of the asset's partitions
+    │   └── ParameterError       a step parameter cannot be fingerprinted or is misnamed
     ├── CycleError               the asset definitions contain a cycle
     ├── UnknownAssetError        an asset key is not registered in the store
     ├── SerializationError       a value cannot be written to the value cache
@@ -25,7 +27,9 @@ __all__ = [
     "InvalidAssetKey",
     "InvalidCodeVersion",
     "InvalidDataVersion",
+    "InvalidPartitionKey",
     "ObservationError",
+    "ParameterError",
     "SchemaVersionError",
     "SerializationError",
     "StoreError",
@@ -52,6 +56,15 @@ class InvalidCodeVersion(ConfigError):
 
 class InvalidDataVersion(ConfigError):
     """A data version is empty, not a string, or collides with a sentinel (NULL, INITIAL, UNKNOWN)."""
+
+
+class InvalidPartitionKey(ConfigError):
+    """A partition key is empty or too long, or not a partition of the asset (or given to an
+    unpartitioned asset, or missing for a partitioned one)."""
+
+
+class ParameterError(ConfigError):
+    """A step parameter has no fingerprint: ignore it explicitly or give a fingerprint function."""
 
 
 class CycleError(InsyncError):

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pendulum
 from insync.core import (
     AssetSpec,
     DataVersion,
     EventStore,
     Step,
+    TimeWindowPartitions,
     ValueCache,
     observe_file,
 )
@@ -27,10 +29,25 @@ console = Console()
 
 
 def materialize(
-    store: EventStore, cache: ValueCache, spec: AssetSpec, run: int, fn: Callable[..., Any]
+    store: EventStore,
+    cache: ValueCache,
+    spec: AssetSpec,
+    run: int | str,
+    fn: Callable[..., Any],
+    *,
+    partition: str | None = None,
+    parameters: dict[str, Any] | None = None,
 ) -> Any:
     """The execution protocol every adapter follows: check, then skip (cached value) or run + record."""
-    step = Step(store, spec, run_id=f"run-{run}", framework="python", cache=cache)
+    step = Step(
+        store,
+        spec,
+        run_id=f"run-{run}",
+        framework="python",
+        cache=cache,
+        partition=partition,
+        parameters=parameters,
+    )
     decision = step.check()
     console.print(f"  [dim]{decision.message}[/]")
     if decision.skip:
@@ -47,10 +64,12 @@ def show(store: EventStore, title: str) -> None:
         table.add_column(column)
     for key, s in sorted(store.statuses().items()):
         why = [str(c) for c in s.root_causes] + [str(u) for u in s.upstream]
-        if s.status.value == "MISSING":
+        if s.partitions is not None:  # a partitioned asset: its status is the rollup
+            why = [f"partitions: {s.partitions}"] + [str(c) for c in s.root_causes]
+        elif s.status.value == "MISSING":
             why.insert(0, "never materialized")
         colour = {"FRESH": "green", "STALE": "yellow", "MISSING": "red"}[s.status.value]
-        version = str(s.data_version)
+        version = str(s.data_version) if s.partitions is None else "per partition"
         table.add_row(
             str(key),
             f"[{colour}]{s.status.label}[/]",
@@ -141,6 +160,46 @@ def main() -> None:
     show(store, "versioned_number re-read the file: new data version 4, so the child is Unsynced")
     materialize(store, cache, child, run, lambda: 8)
     show(store, "all in sync again")
+
+    step("Parameters are inputs: another argument value is never served a value computed for the last one")
+    extract = AssetSpec("extract", code_version="v1")
+    for attempt, day in enumerate(("2026-11-30", "2026-12-01", "2026-12-01")):
+        rows = materialize(
+            store,
+            cache,
+            extract,
+            f"{run}{'abc'[attempt]}",
+            lambda d=day: f"rows for {d}",
+            parameters={"day": day},
+        )
+        console.print(f"  extract(day={day!r}) -> {rows!r}")
+
+    step("Partitions: a daily backfill reuses each day's own value and recomputes only the changed day")
+    days = TimeWindowPartitions("daily", start="2026-11-01", end="2026-11-08")
+    now = pendulum.now("UTC")
+    landing = AssetSpec("landing/events", kind="observable", partitions=days)
+    counts = AssetSpec("daily_counts", code_version="v1", deps=["landing/events"], partitions=days)
+    store.register([landing, counts])
+    for day in days.keys(now):
+        store.record_observation("landing/events", DataVersion(f"etag-{day}"), partition=day)
+
+    def backfill(label: str) -> None:
+        ran = []
+        for day in days.keys(now):
+            step = Step(
+                store, counts, partition=day, run_id=f"backfill-{label}", framework="python", cache=cache
+            )
+            if not step.check().skip:
+                ran.append(day)
+                step.record(f"count for {day}")
+        console.print(f"  backfill {label}: computed {len(ran)} of {len(days.keys(now))} days {ran}")
+
+    backfill("1")
+    backfill("2")
+    store.record_observation("landing/events", DataVersion("etag-late-fix"), partition="2026-11-04")
+    show(store, "one day's landing file changed")
+    backfill("3")
+    show(store, "backfill done")
     console.print(
         f"Store: sqlite:///{home / 'insync.db'}  (try: insync --database-url ... why multiplied_number)"
     )

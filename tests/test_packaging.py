@@ -29,6 +29,7 @@ REQUIRED = [
     "insync/core/cli.py",
     "insync/core/migrations/env.py",
     "insync/core/migrations/versions/0001_initial.py",
+    "insync/core/migrations/versions/0002_partitions_parameters.py",
     "insync/adapters/__init__.py",
     "insync/adapters/airflow/__init__.py",
     "insync/adapters/prefect/__init__.py",

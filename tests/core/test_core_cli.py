@@ -67,4 +67,4 @@ def test_db_upgrade_and_console_script(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert "schema at 0001_initial" in out
+    assert "schema at 0002_partitions_parameters" in out

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from insync.core import (
     ObservationError,
+    ParameterError,
     fingerprint_bytes,
     fingerprint_directory,
     fingerprint_file,
@@ -78,7 +79,7 @@ def test_value_fingerprint_keeps_types_apart() -> None:
     assert len(versions) == 8
     assert fingerprint_value({"a": 1, "b": 2}) == fingerprint_value({"b": 2, "a": 1})
     assert fingerprint_bytes(b"ab") != fingerprint_bytes(b"a")
-    with pytest.raises(TypeError, match="fingerprint_table"):
+    with pytest.raises(ParameterError, match="fingerprint_table"):
         fingerprint_value(object())
 
 

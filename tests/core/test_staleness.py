@@ -14,7 +14,7 @@ from insync.core import (
     StaleCauseCategory,
     StaleStatus,
 )
-from insync.core._staleness import LatestRecords, Materialized, compute_statuses
+from insync.core._staleness import Graph, LatestRecords, Materialized, compute_statuses
 
 K = AssetKey
 
@@ -204,16 +204,16 @@ def test_cycles_are_rejected_with_the_cycle_named(store: EventStore) -> None:
 def test_pure_engine_detects_cycles_in_loaded_graphs() -> None:
     specs = {K("a"): AssetSpec("a", deps=["b"]), K("b"): AssetSpec("b", deps=["a"])}
     with pytest.raises(CycleError, match=r"a -> b -> a|b -> a -> b"):
-        compute_statuses(specs, {})
+        compute_statuses(Graph(specs, {}))
 
 
 def test_unknown_versions_never_compare_unchanged() -> None:
     specs = {K("a"): AssetSpec("a", code_version="1"), K("b"): AssetSpec("b", code_version="1", deps=["a"])}
     latest = {
         K("a"): LatestRecords(Materialized(1, "UNKNOWN", "1", False, None, {})),
-        K("b"): LatestRecords(Materialized(2, "x", "1", False, None, {K("a"): ("UNKNOWN", 1)})),
+        K("b"): LatestRecords(Materialized(2, "x", "1", False, None, {(K("a"), ""): ("UNKNOWN", 1)})),
     }
-    assert compute_statuses(specs, latest)[K("b")].status is StaleStatus.STALE
+    assert compute_statuses(Graph(specs, latest))[K("b")].status is StaleStatus.STALE
 
 
 def test_external_spec_never_overwrites_an_owning_definition(store: EventStore) -> None:

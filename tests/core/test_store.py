@@ -163,7 +163,7 @@ def test_shares_a_database_with_airflow_alembic(store_url: str) -> None:
     engine.dispose()
     with EventStore(store_url) as store:
         store.register([AssetSpec("a")])
-        assert store.schema_revision() == "0001_initial"
+        assert store.schema_revision() == "0002_partitions_parameters"
 
 
 def test_migrations_build_exactly_the_schema_the_code_uses(store_url: str) -> None:
