@@ -2,27 +2,34 @@
 
 Rich tables for people, `--json` for machines. Adapter commands come from the `insync.cli`
 entry-point group and load only when invoked, so `insync status` never imports an orchestrator.
+A partitioned asset shows as its rollup (counts, and which partitions are not Synced);
+`why --partition` and `history --partition` look at one partition. Every value from the store
+is escaped before rich sees it: a partition key like `eu` would otherwise vanish as markup
+(`orders[eu]`).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import shlex
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from typing import Any
 
 import click
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from ._model import AssetStatus, Event, StaleCause, StaleStatus
+from ._model import AssetStatus, Event, PartitionCounts, StaleCause, StaleStatus
 from ._store import EventStore
 from .errors import InsyncError
 
 __all__ = ["event_to_json", "explain", "main", "status_to_json"]
 
 _STYLE = {StaleStatus.FRESH: "green", StaleStatus.STALE: "yellow", StaleStatus.MISSING: "red"}
+_SHOWN = 3  # partition keys and causes listed in a table cell before "… N more"
 
 
 class _Group(click.Group):
@@ -71,24 +78,32 @@ def main(ctx: click.Context, database_url: str | None) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of a table.")
 @click.pass_context
 def status(ctx: click.Context, assets: tuple[str, ...], as_json: bool) -> None:
-    """Status of every asset (or of ASSETS): Synced, Unsynced or Never materialized."""
+    """Status of every asset (or of ASSETS): Synced, Unsynced or Never materialized.
+
+    A partitioned asset is Unsynced when any partition is, and its row counts its partitions.
+    """
     store = _open(ctx)
     found = store.statuses(assets or None)
     rows = sorted(found.values(), key=lambda s: s.key)
     if as_json:
         click.echo(json.dumps([status_to_json(s) for s in rows], indent=2))
         return
-    table = Table("asset", "status", "code version", "data version", "why / pending upstream", box=None)
+    partitioned = any(s.partitions is not None for s in rows)
+    columns = ["asset", "status", "code version", "data version"]
+    table = Table(*columns, *(["partitions"] if partitioned else []), "why / pending upstream", box=None)
     for s in rows:
-        table.add_row(
-            str(s.key),
+        cells = [
+            escape(str(s.key)),
             f"[{_STYLE[s.status]}]{s.status.label}[/]",
-            s.code_version or "-",
-            _short(str(s.data_version)),
-            "; ".join(
-                [str(c) for c in s.root_causes] + [f"after {u.key}: {u.status.label}" for u in s.upstream][:3]
-            ),
-        )
+            escape(s.code_version or "-"),
+            "per partition" if s.partitions is not None else escape(_short(str(s.data_version))),
+        ]
+        if partitioned:
+            cells.append("-" if s.partitions is None else escape(_rollup_text(s.partitions)))
+        why = _preview([str(c) for c in s.root_causes], _SHOWN)
+        pending = [f"after {u.key}: {u.status.label}" for u in s.upstream][:3]
+        cells.append(escape("; ".join(why + pending)))
+        table.add_row(*cells)
     _console().print(table)
     counts = {state: sum(1 for s in rows if s.status is state) for state in StaleStatus}
     _console().print(", ".join(f"{n} {state.label.lower()}" for state, n in counts.items()))
@@ -96,64 +111,124 @@ def status(ctx: click.Context, assets: tuple[str, ...], as_json: bool) -> None:
 
 @main.command()
 @click.argument("asset")
+@click.option("--partition", "-p", metavar="KEY", help="Explain this partition of a partitioned ASSET.")
 @click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of a tree.")
 @click.pass_context
-def why(ctx: click.Context, asset: str, as_json: bool) -> None:
-    """Why ASSET is unsynced: the cause tree, its root causes and pending upstream changes."""
-    s = _open(ctx).status(asset)
+def why(ctx: click.Context, asset: str, partition: str | None, as_json: bool) -> None:
+    """Why ASSET is unsynced: the cause tree, its root causes and pending upstream changes.
+
+    For a partitioned ASSET, the rollup over its partitions; --partition explains one.
+    """
+    s = _open(ctx).status(asset, partition=partition)
     if as_json:
         click.echo(json.dumps(status_to_json(s), indent=2))
         return
     console = _console()
     for line in explain(s):
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
+    if s.parameters:
+        console.print(f"  parameters: {_parameters_text(s.parameters)}", highlight=False, markup=False)
     if s.causes:
-        tree = Tree(f"[bold]{s.key}[/] is {s.status.label}")
+        tree = Tree(f"[bold]{escape(s.label)}[/] is {s.status.label}")
         for cause in s.causes:
             _add_cause(tree, cause)
-        console.print(tree)
+        console.print(tree, highlight=False)
+    if s.partitions is not None:
+        first = (s.partitions.unsynced or s.partitions.missing or (None,))[0]
+        if first is not None:
+            command = f"insync why {shlex.quote(str(s.key))} --partition {shlex.quote(first)}"
+            console.print(f"explain one partition: {command}", highlight=False, markup=False)
 
 
 def explain(s: AssetStatus) -> list[str]:
-    """The plain-words explanation shared by `insync why` and the UI."""
-    lines = [f"{s.key}: {s.status.label}"]
+    """The plain-words explanation shared by `insync why` and the UI.
+
+    For a partitioned asset's rollup it counts the partitions and says when the root causes
+    come from only the first of many Unsynced partitions.
+    """
+    lines = [f"{s.label}: {s.status.label}"]
+    counts = s.partitions
+    if counts is not None:
+        lines.append(f"  partitions: {_rollup_text(counts)}")
     if s.status is StaleStatus.MISSING:
-        lines.append("  it has never been materialized")
+        if counts is None:
+            lines.append("  it has never been materialized")
+        elif counts.total:
+            lines.append(f"  none of its {counts.total} partitions has been materialized")
+        else:
+            lines.append("  it has no partitions yet")
     for cause in s.root_causes:
         lines.append(f"  root cause: {cause}")
+    if counts is not None and counts.unsynced:
+        explained = {c.partition for c in s.causes}
+        if len(explained) < len(counts.unsynced):
+            lines.append(
+                f"  root causes shown for the first {len(explained)} of {len(counts.unsynced)} "
+                "unsynced partitions"
+            )
     for change in s.upstream:
         lines.append(f"  {change}")
     return lines
 
 
+def _rollup_text(counts: PartitionCounts) -> str:
+    """`27 synced, 2 unsynced (2026-11-28, 2026-11-29), 1 never materialized (2026-11-30)`."""
+    unsynced = f"{len(counts.unsynced)} unsynced" + _keys_text(counts.unsynced)
+    missing = f"{len(counts.missing)} never materialized" + _keys_text(counts.missing)
+    return f"{counts.synced} synced, {unsynced}, {missing}"
+
+
+def _keys_text(keys: Sequence[str]) -> str:
+    return f" ({', '.join(_preview(list(keys), _SHOWN))})" if keys else ""
+
+
+def _preview(items: list[str], n: int) -> list[str]:
+    """The first `n` items, the last one followed by "… N more" when some were left out."""
+    if len(items) <= n:
+        return items
+    return [*items[: n - 1], f"{items[n - 1]} … {len(items) - n} more"]
+
+
 def _add_cause(node: Tree, cause: StaleCause) -> None:
-    branch = node.add(f"{cause} [dim]({cause.category.value})[/]")
+    branch = node.add(f"{escape(str(cause))} [dim]({cause.category.value})[/]")
     for child in cause.children:
         _add_cause(branch, child)
 
 
 @main.command()
 @click.argument("asset")
+@click.option("--partition", "-p", metavar="KEY", help="Only the events of this partition.")
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print stable JSON instead of a table.")
 @click.pass_context
-def history(ctx: click.Context, asset: str, limit: int, as_json: bool) -> None:
+def history(ctx: click.Context, asset: str, partition: str | None, limit: int, as_json: bool) -> None:
     """Materializations and observations of ASSET, newest first."""
-    events = _open(ctx).history(asset, limit=limit)
+    store = _open(ctx)
+    events = store.history(asset, limit=limit, partition=partition)
+    if not events and partition is not None:
+        # Nothing recorded: say so if the partition (or the asset) is a typo, not an empty table.
+        store.status(asset, upstream=False, partition=partition)
     if as_json:
         click.echo(json.dumps([event_to_json(e) for e in events], indent=2))
         return
-    table = Table("id", "time (UTC)", "kind", "run id", "framework", "code version", "data version", box=None)
+    partitioned = partition is not None or any(e.partition for e in events)
+    with_parameters = any(e.parameters for e in events)
+    columns = ["id", "time (UTC)", "kind", *(["partition"] if partitioned else [])]
+    columns += ["run id", "framework", "code version", "data version"]
+    table = Table(*columns, *(["parameters"] if with_parameters else []), box=None)
     for e in events:
-        table.add_row(
-            str(e.id),
-            e.timestamp.format("YYYY-MM-DD HH:mm:ss"),
-            e.kind,
+        cells = [str(e.id), e.timestamp.format("YYYY-MM-DD HH:mm:ss"), e.kind]
+        if partitioned:
+            cells.append(e.partition or "-")
+        cells += [
             e.run_id or "-",
             e.framework or "-",
             e.code_version or "-",
             _short(str(e.data_version)) + (" (user)" if e.user_provided else ""),
-        )
+        ]
+        if with_parameters:
+            cells.append(_parameters_text(e.parameters) or "-")
+        table.add_row(*(escape(c) for c in cells))
     _console().print(table)
 
 
@@ -192,27 +267,43 @@ def status_to_json(s: AssetStatus) -> dict[str, Any]:
         "framework": s.framework,
         "code_version": s.code_version,
         "data_version": str(s.data_version),
+        "partition": s.partition,
+        "partitions": None if s.partitions is None else _counts_json(s.partitions),
+        "parameters": dict(s.parameters),
         "causes": [_cause_json(c) for c in s.causes],
         "root_causes": [_cause_json(c) for c in s.root_causes],
         "upstream": [{"key": str(u.key), "status": u.status.value, "text": str(u)} for u in s.upstream],
     }
 
 
+def _counts_json(counts: PartitionCounts) -> dict[str, Any]:
+    return {
+        "total": counts.total,
+        "synced": counts.synced,
+        "unsynced": list(counts.unsynced),
+        "missing": list(counts.missing),
+    }
+
+
 def _cause_json(c: StaleCause) -> dict[str, Any]:
     return {
         "key": str(c.key),
+        "partition": c.partition,
         "category": c.category.value,
         "reason": c.reason,
         "dependency": None if c.dependency is None else str(c.dependency),
+        "dependency_partition": c.dependency_partition,
         "text": str(c),
         "children": [_cause_json(child) for child in c.children],
     }
 
 
 def event_to_json(e: Event) -> dict[str, Any]:
+    """Stable JSON for one event (used by `insync history --json` and the UI)."""
     return {
         "id": e.id,
         "key": str(e.key),
+        "partition": e.partition,
         "kind": e.kind,
         "timestamp": e.timestamp.isoformat(),
         "run_id": e.run_id,
@@ -221,10 +312,22 @@ def event_to_json(e: Event) -> dict[str, Any]:
         "data_version": str(e.data_version),
         "user_provided": e.user_provided,
         "metadata": dict(e.metadata),
+        "parameters": dict(e.parameters),
         "inputs": [
-            {"key": str(i.key), "data_version": str(i.data_version), "event_id": i.event_id} for i in e.inputs
+            {
+                "key": str(i.key),
+                "partition": i.partition,
+                "data_version": str(i.data_version),
+                "event_id": i.event_id,
+            }
+            for i in e.inputs
         ],
     }
+
+
+def _parameters_text(parameters: Sequence[tuple[str, str]]) -> str:
+    """`day=value:86f214…, region=value:1c0b2e…`: parameter names with shortened fingerprints."""
+    return ", ".join(f"{name}={_short(fingerprint)}" for name, fingerprint in parameters)
 
 
 def _short(version: str) -> str:

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from insync.core import AssetSpec, EventStore, Materialization
+from insync.core import (
+    AssetKey,
+    AssetSpec,
+    EventStore,
+    Materialization,
+    StaticPartitions,
+    TimeWindowPartitions,
+    fingerprint_parameters,
+)
 
 # The seeded scenario: an Airflow-observed file feeding dbt models and a Prefect report.
 # After seeding: staging/customers has a new code version, raw/orders a new observation.
@@ -54,3 +62,49 @@ def seed(store: EventStore) -> None:
 class Served:
     url: str
     store: EventStore
+
+
+NOVEMBER = TimeWindowPartitions("daily", start="2026-11-01", end="2026-12-01")  # 30 ended windows
+REGIONS = StaticPartitions(["eu", "us/east"])  # a key with "/": one URL path segment, encoded
+
+
+def seed_partitions(store: EventStore) -> None:
+    """Partitions in the catalog: daily orders feed daily revenue (run with a `day` parameter);
+    two order days were re-ingested and one revenue day never ran; regions got new code. An
+    unpartitioned asset has a key part named "partitions", which the partition URL must not eat."""
+    store.register(
+        [
+            AssetSpec("raw/orders", code_version="v1", partitions=NOVEMBER, framework="airflow"),
+            AssetSpec(
+                "daily/revenue",
+                code_version="v1",
+                deps=["raw/orders"],
+                partitions=NOVEMBER,
+                framework="prefect",
+            ),
+            AssetSpec("sales/by_region", code_version="v1", partitions=REGIONS, framework="dbt"),
+            AssetSpec("legacy/partitions/old", code_version="v1", framework="dbt"),
+        ]
+    )
+    days = NOVEMBER.keys()
+    store.record_materializations(
+        [Materialization(key=AssetKey("raw/orders"), partition=day, run_id="ingest-1") for day in days]
+        + [
+            Materialization(
+                key=AssetKey("daily/revenue"),
+                partition=day,
+                run_id="revenue-1",
+                parameters=fingerprint_parameters({"day": day}),
+            )
+            for day in days[:-1]
+        ]
+        + [
+            Materialization(key=AssetKey("sales/by_region"), partition=r, run_id="sales-1")
+            for r in ("eu", "us/east")
+        ]
+    )
+    for day in ("2026-11-28", "2026-11-29"):
+        store.record_materialization(
+            "raw/orders", partition=day, run_id="ingest-2", data_version=f"rows-{day}"
+        )
+    store.register([AssetSpec("sales/by_region", code_version="v2", partitions=REGIONS, framework="dbt")])

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 import uvicorn
-from _ui_seed import Served, seed
+from _ui_seed import Served, seed, seed_partitions
 from insync.core import EventStore
 from insync.core.ui import create_app
 from playwright.sync_api import Browser, Page
@@ -77,6 +77,17 @@ def seeded(
 
 
 @pytest.fixture(scope="session")
+def partitioned(
+    tmp_path_factory: pytest.TempPathFactory, serve_store: Callable[[EventStore], str]
+) -> Iterator[Served]:
+    """A store with partitioned assets (see `seed_partitions`), served once for the session."""
+    store = EventStore(f"sqlite:///{tmp_path_factory.mktemp('ui-partitions') / 'insync.db'}")
+    seed_partitions(store)
+    yield Served(serve_store(store), store)
+    store.close()
+
+
+@pytest.fixture(scope="session")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         message = f"{CHROMIUM} not found: apt-get update && apt-get install -y chromium"
@@ -92,10 +103,17 @@ def browser() -> Iterator[Browser]:
 
 
 @pytest.fixture
-def page(browser: Browser) -> Iterator[Page]:
+def browser_errors() -> list[str]:
+    """JavaScript and console errors of the test's page; a test that provokes one on purpose (an
+    HTTP 400 logs "Failed to load resource") checks it and removes it."""
+    return []
+
+
+@pytest.fixture
+def page(browser: Browser, browser_errors: list[str]) -> Iterator[Page]:
     context = browser.new_context(viewport={"width": 1500, "height": 900})
     page = context.new_page()
-    errors: list[str] = []
+    errors = browser_errors
     page.on("pageerror", lambda exc: errors.append(str(exc)))
     page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
     yield page

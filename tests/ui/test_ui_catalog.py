@@ -247,3 +247,66 @@ def test_screenshot_for_the_readme(
     assert target.stat().st_size > 10_000
     if os.environ.get("UI_SCREENSHOT_PATH"):
         shutil.copyfile(target, os.environ["UI_SCREENSHOT_PATH"])
+
+
+def test_partitioned_asset_shows_counts_and_opens_a_partitions_causes(
+    partitioned: Served, page: Page, browser_errors: list[str]
+) -> None:
+    open_catalog(page, partitioned.url)
+    expect(node(page, "daily/revenue").locator(".parts")).to_have_text("27/30 synced")
+    expect(node(page, "raw/orders").locator(".parts")).to_have_text("30/30 synced")
+    expect(node(page, "sales/by_region").locator(".parts")).to_have_text("0/2 synced")
+    expect(node(page, "legacy/partitions/old").locator(".data")).to_have_text("data NULL")
+
+    node(page, "daily/revenue").click()
+    panel = page.locator("#panel")
+    expect(panel.locator(".panel-key")).to_have_text("daily/revenue")
+    expect(panel.locator(".partition-counts")).to_have_text("27/30 synced, 2 unsynced, 1 never materialized")
+    expect(panel.locator("button.partition.st-STALE")).to_have_text(["2026-11-28", "2026-11-29"])
+    expect(panel.locator("button.partition.st-MISSING")).to_have_text(["2026-11-30"])
+    expect(panel.locator(".explain").first.locator("li")).to_have_text(
+        [line.strip() for line in explain(partitioned.store.status("daily/revenue"))]
+    )
+
+    panel.locator("button.partition", has_text="2026-11-29").click()
+    detail = panel.locator("#partition-detail")
+    expect(detail.locator(".partition-label")).to_have_text("daily/revenue[2026-11-29]")
+    expect(detail.locator(".badge.status")).to_have_text("Unsynced")
+    one = partitioned.store.status("daily/revenue", partition="2026-11-29")
+    expect(detail.locator(".explain li")).to_have_text([line.strip() for line in explain(one)])
+    expect(detail.locator(".cause-tree > li > .text")).to_have_text(
+        ["daily/revenue[2026-11-29] has a new dependency data version"]
+    )
+    expect(detail.locator(".cause-tree li li .text")).to_have_text(
+        ["raw/orders[2026-11-29] has a new data version"]
+    )
+    expect(detail.locator(".parameters")).to_contain_text("day = ")
+    expect(detail.locator("table.history tbody tr")).to_have_count(1)
+    expect(detail.locator("table.history td").nth(2)).to_have_text("revenue-1")
+    newest = panel.locator("table.history").last.locator("tbody tr").first
+    expect(newest.locator(".partition-cell")).to_have_text("2026-11-29")  # the asset's own history
+    expect(panel.locator("button.partition.active")).to_have_text("2026-11-29")
+
+    # Any partition by key; a key that does not fit shows the store's message.
+    panel.locator(".partition-open input").fill("2026-11-31")
+    panel.locator(".partition-open button").click()
+    expect(detail.locator(".error")).to_have_text(
+        "InvalidPartitionKey: partition '2026-11-31' is not a daily window key in UTC; "
+        "write keys like '2026-11-01'"
+    )
+    assert browser_errors == [
+        "Failed to load resource: the server responded with a status of 400 (Bad Request)"
+    ]
+    browser_errors.clear()
+    panel.locator(".partition-open input").fill("2026-11-02")
+    panel.locator(".partition-open input").press("Enter")
+    expect(detail.locator(".partition-label")).to_have_text("daily/revenue[2026-11-02]")
+    expect(detail.locator(".badge.status")).to_have_text("Synced")
+
+    # A key with "/" is one partition; its panel keeps the keys literal.
+    node(page, "sales/by_region").click()
+    expect(panel.locator(".panel-key")).to_have_text("sales/by_region")
+    expect(panel.locator("#partition-detail")).to_be_empty()
+    panel.locator("button.partition", has_text="us/east").click()
+    expect(detail.locator(".partition-label")).to_have_text("sales/by_region[us/east]")
+    expect(detail.locator(".cause-tree > li > .cat")).to_have_text(["CODE"])

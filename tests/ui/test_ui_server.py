@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 from _ui_seed import EXPECTED_LABELS, Served, seed
-from insync.core import AssetSpec, ConfigError, EventStore, Materialization
+from insync.core import AssetSpec, ConfigError, EventStore, Materialization, fingerprint_parameters
 from insync.core.ui import serve
 from playwright.sync_api import Page, expect
 
@@ -224,3 +224,74 @@ def test_five_thousand_assets_stay_responsive(
     # No single task held the main thread long enough to feel frozen.
     assert max(page.evaluate("window.longTasks"), default=0) < 2000
     store.close()
+
+
+def test_partition_counts_lists_and_one_partition_endpoint(partitioned: Served) -> None:
+    code, body = get(partitioned.url + "api/graph")
+    assert code == 200
+    nodes = {n["key"]: n for n in body["nodes"]}
+    assert nodes["daily/revenue"]["partitions"] == {"total": 30, "synced": 27, "unsynced": 2, "missing": 1}
+    assert nodes["daily/revenue"]["label"] == "Unsynced"
+    assert nodes["raw/orders"]["partitions"] == {"total": 30, "synced": 30, "unsynced": 0, "missing": 0}
+    assert nodes["legacy/partitions/old"]["partitions"] is None
+
+    code, body = get(partitioned.url + "api/assets/daily/revenue")
+    assert code == 200 and body["partition"] is None
+    assert body["partitions"] == {
+        "total": 30,
+        "synced": 27,
+        "unsynced": ["2026-11-28", "2026-11-29"],
+        "missing": ["2026-11-30"],
+    }
+
+    code, body = get(partitioned.url + "api/assets/daily/revenue/partitions/2026-11-28")
+    assert code == 200
+    assert (body["key"], body["partition"], body["label"]) == ("daily/revenue", "2026-11-28", "Unsynced")
+    assert body["explain"] == [
+        "daily/revenue[2026-11-28]: Unsynced",
+        "  root cause: raw/orders[2026-11-28] has a new data version",
+    ]
+    (cause,) = body["causes"]
+    assert (cause["partition"], cause["dependency"], cause["dependency_partition"]) == (
+        "2026-11-28",
+        "raw/orders",
+        "2026-11-28",
+    )
+    assert body["parameters"] == dict(fingerprint_parameters({"day": "2026-11-28"}))
+    assert [(e["partition"], e["run_id"]) for e in body["history"]] == [("2026-11-28", "revenue-1")]
+
+    # A partition key with "/" travels as one encoded path segment.
+    code, body = get(partitioned.url + "api/assets/sales/by_region/partitions/us%2Feast")
+    assert code == 200 and body["partition"] == "us/east"
+    assert [c["text"] for c in body["root_causes"]] == ["sales/by_region[us/east] has a new code version"]
+    # An asset whose key has a part named "partitions" is still an asset.
+    code, body = get(partitioned.url + "api/assets/legacy/partitions/old")
+    assert code == 200 and body["key"] == "legacy/partitions/old" and body["label"] == "Never materialized"
+
+
+@pytest.mark.parametrize(
+    ("path", "code", "message"),
+    [
+        (
+            "daily/revenue/partitions/2026-11-31",
+            400,
+            "InvalidPartitionKey: partition '2026-11-31' is not a daily window key in UTC",
+        ),
+        (
+            "daily/revenue/partitions/2026-12-05",
+            400,
+            "InvalidPartitionKey: partition '2026-12-05' is outside the time partitions",
+        ),
+        (
+            "sales/by_region/partitions/apac",
+            400,
+            "InvalidPartitionKey: partition 'apac' is not one of the static",
+        ),
+        ("legacy/partitions/old/partitions/x", 400, "asset legacy/partitions/old is not partitioned"),
+        ("daily/revenue/partitions/", 400, "InvalidPartitionKey: partition key is empty"),
+        ("daily/nope/partitions/2026-11-28", 404, "no asset 'daily/nope' in this store"),
+    ],
+)
+def test_partition_endpoint_errors_are_json(partitioned: Served, path: str, code: int, message: str) -> None:
+    status, body = get(partitioned.url + "api/assets/" + path)
+    assert status == code and message in body["error"], body

@@ -3,6 +3,9 @@
  * Data flow: /api/graph -> filters -> layout (layered at once, dagre in a worker when small)
  * -> SVG. Only what is on screen is in the DOM, and far zoom draws plain boxes, so 5,000 assets
  * stay responsive. /api/changes is polled; a new cursor refetches the graph and the open panel.
+ * A partitioned asset's node shows how many of its partitions are Synced; its panel lists the
+ * Unsynced and never materialized ones, and clicking one explains it (/api/assets/KEY/partitions/P).
+ * The panel is built with DOM nodes: store data only ever becomes text, never markup.
  */
 "use strict";
 (function () {
@@ -11,6 +14,7 @@
   const POLL_MS = Math.max(200, Number(params.get("poll")) || 2000);
   const DETAIL_MIN_ZOOM = 0.45; // below this, nodes are plain boxes: text would be unreadable anyway
   const DAGRE_TIMEOUT_MS = 20000;
+  const PARTITIONS_LISTED = 60; // per group; any other partition opens through the key field
 
   const $ = (id) => document.getElementById(id);
   const svg = $("graph");
@@ -31,6 +35,7 @@
     t: { x: 0, y: 0, k: 1 },
     drawn: null, // world rectangle and detail level last drawn
     selected: null,
+    partition: null, // { key, partition } explained in the open panel
     autoFit: true, // until the user pans or zooms, resizing (or opening the panel) refits
     moved: false, // the user panned or zoomed since the last layout from scratch
   };
@@ -39,6 +44,20 @@
     String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" })[c]);
   const short = (v, n = 12) => (v == null ? "—" : v.length > n ? v.slice(0, n - 2) + "…" : v);
   const fmtTime = (iso) => iso.replace("T", " ").replace(/\.\d+/, "").replace(/(\+00:00|Z)$/, "");
+
+  // A DOM element; strings among `children` become text nodes, so data is never parsed as HTML.
+  function el(tag, attrs, ...children) {
+    const node = document.createElement(tag);
+    for (const [name, value] of Object.entries(attrs || {})) {
+      if (value != null && value !== false) node.setAttribute(name, value);
+    }
+    for (const child of children.flat()) if (child != null) node.append(child);
+    return node;
+  }
+
+  const assetURL = (key) => "api/assets/" + key.split("/").map(encodeURIComponent).join("/");
+  const partitionURL = (key, partition) => assetURL(key) + "/partitions/" + encodeURIComponent(partition);
+  const synced = (p) => `${p.synced}/${p.total} synced`;
 
   async function getJSON(url) {
     const response = await fetch(url, { cache: "no-store" });
@@ -292,10 +311,14 @@
     const sel = n.key === state.selected ? " selected" : "";
     const fw = n.framework || n.kind;
     const pillW = n.label.length * 6.6 + 16;
+    const second = n.partitions
+      ? `<tspan class="parts">${esc(synced(n.partitions))}</tspan>`
+      : `<tspan class="data">data ${esc(short(n.data_version, 14))}</tspan>`;
+    const title = n.partitions ? `${n.label}, ${synced(n.partitions)}` : n.label;
     const fwW = fw.length * 6.6 + 14;
     return (
       `<g class="node st-${n.status}${sel}" data-key="${esc(n.key)}" transform="translate(${x},${y})" tabindex="0" role="button">` +
-      `<title>${esc(n.key)} (${esc(n.label)})</title>` +
+      `<title>${esc(n.key)} (${esc(title)})</title>` +
       `<rect class="box" width="${L.NODE_W}" height="${L.NODE_H}" rx="8"></rect>` +
       `<rect class="bar" width="6" height="${L.NODE_H}" rx="3"></rect>` +
       `<text class="key" x="16" y="22">${esc(n.key.length > 32 ? "…" + n.key.slice(-31) : n.key)}</text>` +
@@ -304,7 +327,7 @@
       `<rect class="fw-badge fw-${esc(fw)}" x="${22 + pillW}" y="31" width="${fwW}" height="18" rx="4"></rect>` +
       `<text class="fw" x="${22 + pillW + fwW / 2}" y="44" text-anchor="middle">${esc(fw)}</text>` +
       `<text class="versions" x="16" y="67"><tspan class="code">code ${esc(short(n.code_version, 14))}</tspan>` +
-      `<tspan class="sep"> · </tspan><tspan class="data">data ${esc(short(n.data_version, 14))}</tspan></text>` +
+      `<tspan class="sep"> · </tspan>${second}</text>` +
       `</g>`
     );
   }
@@ -330,6 +353,7 @@
 
   // ------------------------------------------------------------------------- side panel
   async function select(key) {
+    if (state.selected !== key) state.partition = null;
     state.selected = key;
     $("panel").hidden = false;
     resized();
@@ -340,42 +364,201 @@
   async function showAsset(key) {
     let a;
     try {
-      a = await getJSON("api/assets/" + key.split("/").map(encodeURIComponent).join("/"));
+      a = await getJSON(assetURL(key));
     } catch (error) {
-      if (state.selected === key) $("panel-body").innerHTML = `<p class="error">${esc(error.message)}</p>`;
+      if (state.selected === key) $("panel-body").replaceChildren(el("p", { class: "error" }, error.message));
       return;
     }
     if (state.selected !== key) return; // the user clicked another asset meanwhile
     const deps = a.deps.length
-      ? a.deps.map((d) => `<a href="#" class="dep" data-key="${esc(d)}">${esc(d)}</a>`).join(", ")
-      : "none";
-    const tree = a.causes.length ? `<ul class="cause-tree">${a.causes.map(causeHTML).join("")}</ul>` : "<p>No causes.</p>";
-    const rows = a.history.map(
-      (e) =>
-        `<tr class="event"><td>${esc(fmtTime(e.timestamp))}</td><td>${esc(e.kind)}</td>` +
-        `<td>${esc(e.run_id || "—")}</td><td>${esc(e.framework || "—")}</td>` +
-        `<td title="${esc(e.code_version || "")}">${esc(short(e.code_version, 14))}</td>` +
-        `<td title="${esc(e.data_version)}">${esc(short(e.data_version, 14))}${e.user_provided ? " (user)" : ""}</td></tr>`
+      ? a.deps.flatMap((d, i) => [i ? ", " : null, el("a", { href: "#", class: "dep", "data-key": d }, d)])
+      : ["none"];
+    const previous = $("partition-detail"); // kept across a refresh, so it does not flicker
+    $("panel-body").replaceChildren(
+      el("h2", { class: "panel-key" }, a.key),
+      el(
+        "div",
+        { class: "badges" },
+        el("span", { class: `badge status st-${a.status}` }, a.label),
+        el("span", { class: "badge fw" }, a.framework || "no framework"),
+        el("span", { class: "badge kind" }, a.kind)
+      ),
+      el(
+        "dl",
+        {},
+        el("dt", {}, "Code version"),
+        el("dd", { class: "mono code-version" }, a.code_version || "unknown"),
+        el("dt", {}, "Data version"),
+        el("dd", { class: "mono data-version" }, a.partitions ? "per partition" : a.data_version),
+        parameterRows(a.parameters),
+        el("dt", {}, "Depends on"),
+        el("dd", { class: "deps" }, deps)
+      ),
+      el("h3", {}, "Why"),
+      explainList(a.explain),
+      a.partitions ? partitionsSection(a) : null,
+      el("h3", {}, "Cause tree"),
+      causeTree(a.causes),
+      el("h3", {}, "History ", el("small", {}, `(newest first, up to ${a.history_limit})`)),
+      historyTable(a.history)
     );
-    $("panel-body").innerHTML =
-      `<h2 class="panel-key">${esc(a.key)}</h2>` +
-      `<div class="badges"><span class="badge status st-${a.status}">${esc(a.label)}</span>` +
-      `<span class="badge fw">${esc(a.framework || "no framework")}</span><span class="badge kind">${esc(a.kind)}</span></div>` +
-      `<dl><dt>Code version</dt><dd class="mono code-version">${esc(a.code_version || "unknown")}</dd>` +
-      `<dt>Data version</dt><dd class="mono data-version">${esc(a.data_version)}</dd>` +
-      `<dt>Depends on</dt><dd class="deps">${deps}</dd></dl>` +
-      `<h3>Why</h3><ul class="explain">${a.explain.map((l) => `<li>${esc(l.trim())}</li>`).join("")}</ul>` +
-      `<h3>Cause tree</h3>${tree}` +
-      `<h3>History <small>(newest first, up to ${a.history_limit})</small></h3>` +
-      (rows.length
-        ? `<table class="history"><thead><tr><th>Time (UTC)</th><th>Kind</th><th>Run id</th><th>Framework</th>` +
-          `<th>Code version</th><th>Data version</th></tr></thead><tbody>${rows.join("")}</tbody></table>`
-        : "<p>No events yet.</p>");
+    const open = state.partition;
+    if (a.partitions && open && open.key === key) {
+      if (previous) $("partition-detail").replaceWith(previous);
+      markPartition();
+      await showPartition(key, open.partition);
+    }
   }
 
-  function causeHTML(c) {
-    const children = c.children.length ? `<ul>${c.children.map(causeHTML).join("")}</ul>` : "";
-    return `<li><span class="cat cat-${c.category}">${c.category}</span> <span class="text">${esc(c.text)}</span>${children}</li>`;
+  function parameterRows(parameters) {
+    const names = Object.keys(parameters || {});
+    if (!names.length) return null;
+    return [
+      el("dt", {}, "Parameters"),
+      el(
+        "dd",
+        { class: "mono parameters" },
+        names.map((name) => el("div", { title: parameters[name] }, `${name} = ${short(parameters[name], 18)}`))
+      ),
+    ];
+  }
+
+  function explainList(lines) {
+    return el("ul", { class: "explain" }, lines.map((line) => el("li", {}, line.trim())));
+  }
+
+  function causeTree(causes) {
+    return causes.length ? el("ul", { class: "cause-tree" }, causes.map(causeNode)) : el("p", {}, "No causes.");
+  }
+
+  function causeNode(c) {
+    return el(
+      "li",
+      {},
+      el("span", { class: `cat cat-${c.category}` }, c.category),
+      " ",
+      el("span", { class: "text" }, c.text),
+      c.children.length ? el("ul", {}, c.children.map(causeNode)) : null
+    );
+  }
+
+  // `ofPartition`: every event is of the partition shown, so no partition column.
+  function historyTable(events, ofPartition) {
+    if (!events.length) return el("p", {}, "No events yet.");
+    const partitioned = !ofPartition && events.some((e) => e.partition);
+    const withParameters = events.some((e) => Object.keys(e.parameters || {}).length);
+    const heads = ["Time (UTC)", "Kind", partitioned ? "Partition" : null, "Run id", "Framework", "Code version", "Data version"];
+    if (withParameters) heads.push("Parameters");
+    const rows = events.map((e) => {
+      const parameters = Object.entries(e.parameters || {});
+      return el(
+        "tr",
+        { class: "event" },
+        el("td", {}, fmtTime(e.timestamp)),
+        el("td", {}, e.kind),
+        partitioned ? el("td", { class: "partition-cell" }, e.partition || "—") : null,
+        el("td", {}, e.run_id || "—"),
+        el("td", {}, e.framework || "—"),
+        el("td", { title: e.code_version || "" }, short(e.code_version, 14)),
+        el("td", { title: e.data_version }, short(e.data_version, 14) + (e.user_provided ? " (user)" : "")),
+        withParameters
+          ? el("td", { title: parameters.map(([n, f]) => `${n}=${f}`).join("\n") }, parameters.map(([n]) => n).join(", ") || "—")
+          : null
+      );
+    });
+    return el(
+      "div",
+      { class: "history-wrap" },
+      el(
+        "table",
+        { class: "history" },
+        el("thead", {}, el("tr", {}, heads.filter((h) => h).map((h) => el("th", {}, h)))),
+        el("tbody", {}, rows)
+      )
+    );
+  }
+
+  // The rollup's Unsynced and never materialized partitions, each a button that explains it.
+  function partitionsSection(a) {
+    const p = a.partitions;
+    const groups = [
+      ["Unsynced", "STALE", p.unsynced],
+      ["Never materialized", "MISSING", p.missing],
+    ].filter(([, , keys]) => keys.length);
+    return el(
+      "section",
+      { class: "partitions" },
+      el("h3", {}, "Partitions"),
+      el(
+        "p",
+        { class: "partition-counts" },
+        `${synced(p)}, ${p.unsynced.length} unsynced, ${p.missing.length} never materialized`
+      ),
+      groups.map(([title, status, keys]) =>
+        el(
+          "div",
+          { class: `partition-group group-${status}` },
+          el("h4", {}, `${title} (${keys.length})`),
+          el(
+            "div",
+            { class: "partition-list" },
+            keys.slice(0, PARTITIONS_LISTED).map((k) =>
+              el("button", { type: "button", class: `partition st-${status}`, "data-partition": k }, k)
+            ),
+            keys.length > PARTITIONS_LISTED ? el("span", { class: "more" }, `… ${keys.length - PARTITIONS_LISTED} more`) : null
+          )
+        )
+      ),
+      el(
+        "form",
+        { class: "partition-open" },
+        el("input", { type: "search", name: "partition", placeholder: "Partition key, e.g. " + (p.unsynced[0] || p.missing[0] || "2026-12-01"), "aria-label": "Partition key" }),
+        el("button", { type: "submit" }, "Explain")
+      ),
+      el("div", { id: "partition-detail" })
+    );
+  }
+
+  function markPartition() {
+    const open = state.partition;
+    for (const button of $("panel-body").querySelectorAll("button.partition")) {
+      button.classList.toggle("active", open != null && button.dataset.partition === open.partition);
+    }
+  }
+
+  async function showPartition(key, partition) {
+    state.partition = { key, partition };
+    markPartition();
+    const current = () => state.selected === key && state.partition && state.partition.partition === partition;
+    let p;
+    try {
+      p = await getJSON(partitionURL(key, partition));
+    } catch (error) {
+      if (current() && $("partition-detail")) {
+        $("partition-detail").replaceChildren(el("p", { class: "error" }, error.message));
+      }
+      return;
+    }
+    if (!current() || !$("partition-detail")) return; // another partition or asset was opened meanwhile
+    $("partition-detail").replaceChildren(
+      el(
+        "div",
+        { class: "partition-head" },
+        el("h4", { class: "partition-label" }, `${p.key}[${p.partition}]`),
+        el("span", { class: `badge status st-${p.status}` }, p.label)
+      ),
+      el(
+        "dl",
+        {},
+        el("dt", {}, "Data version"),
+        el("dd", { class: "mono data-version" }, p.data_version),
+        parameterRows(p.parameters)
+      ),
+      explainList(p.explain),
+      causeTree(p.causes),
+      el("h4", {}, "History of this partition"),
+      historyTable(p.history, true)
+    );
   }
 
   // ------------------------------------------------------------------------ live refresh
@@ -421,17 +604,28 @@
   nodeLayer.addEventListener("mouseover", (event) => {
     const target = event.target.closest(".node-box");
     const n = target && state.byKey.get(target.dataset.key);
-    $("hover").textContent = n ? `${n.key}: ${n.label}` : "";
+    $("hover").textContent = n ? `${n.key}: ${n.label}` + (n.partitions ? `, ${synced(n.partitions)}` : "") : "";
   });
   $("panel-body").addEventListener("click", (event) => {
+    const partition = event.target.closest("button.partition");
+    if (partition && state.selected) {
+      showPartition(state.selected, partition.dataset.partition);
+      return;
+    }
     const dep = event.target.closest("a.dep");
     if (!dep) return;
     event.preventDefault();
     centerOn(dep.dataset.key);
     select(dep.dataset.key);
   });
+  $("panel-body").addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = event.target.elements.partition.value.trim();
+    if (key && state.selected) showPartition(state.selected, key);
+  });
   $("panel-close").addEventListener("click", () => {
     state.selected = null;
+    state.partition = null;
     $("panel").hidden = true;
     resized();
     draw(true);
