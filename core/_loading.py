@@ -71,15 +71,16 @@ def load_graph(
     return graph
 
 
-def load_step_graph(conn: sa.Connection, spec: AssetSpec, partition: str) -> Graph:
+def load_step_graph(conn: sa.Connection, spec: AssetSpec, partition: str) -> tuple[Graph, AssetSpec | None]:
     """What one step's check needs: its definition and deps, the latest records of its own
     partition and of the upstream partitions that partition reads (all of a dep only when the
     mapping reads all), and provenance rows only if an input moved. `spec` is the caller's
-    definition, whose FunctionMapping functions are loaded."""
+    definition, whose FunctionMapping functions are loaded; the registered one is returned beside
+    the graph (None when not registered)."""
     params = {"names": [str(spec.key)]}
     specs = _load_specs(conn, _scoped_query("definitions", "deps"), params)
-    if spec.key in specs:
-        specs[spec.key] = spec
+    registered = specs.get(spec.key)
+    specs[spec.key] = spec
     graph = Graph(specs, {}, _load_dynamic(conn, specs))
     if (
         not partition
@@ -109,7 +110,7 @@ def load_step_graph(conn: sa.Connection, spec: AssetSpec, partition: str) -> Gra
         if whole:
             _load_latest(conn, _LATEST_SELECT.where(t.latest.c.asset_key.in_(whole)), {}, graph)
     _load_moved_inputs(conn, graph, None)
-    return graph
+    return graph, registered
 
 
 def _load_specs(conn: sa.Connection, query: Any, params: dict[str, Any]) -> dict[AssetKey, AssetSpec]:

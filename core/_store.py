@@ -676,7 +676,9 @@ class EventStore:
         if partition is None:
             return whole
         spec = graph.specs[asset]
-        one = partition_status(spec, _partition_of(spec, partition, graph.dynamic, reading=True), graph)
+        if graph.records(asset, partition) is None:  # a recorded key stays readable when dropped
+            _partition_of(spec, partition, graph.dynamic, reading=True)
+        one = partition_status(spec, partition, graph)
         return dataclasses.replace(one, upstream=whole.upstream)
 
     def statuses(
@@ -711,16 +713,13 @@ class EventStore:
 
         Two to four queries on the hot path, and no write when the definition is unchanged.
         """
+        part = _partition_of(spec, partition, {}, reading=True, dynamic_ok=True)
         with self._read() as conn:
-            registered = load_graph(conn, [spec.key], "self", with_latest=False).specs.get(spec.key)
-            if registered == spec:
-                part = _partition_of(spec, partition, {}, reading=True, dynamic_ok=True)
-                graph = load_step_graph(conn, spec, part)
+            graph, registered = load_step_graph(conn, spec, part)
         if registered != spec:
             self.register([spec])
             with self._read() as conn:
-                part = _partition_of(spec, partition, {}, reading=True, dynamic_ok=True)
-                graph = load_step_graph(conn, spec, part)
+                graph, _ = load_step_graph(conn, spec, part)
         status = partition_status(spec, part, graph)
         if status.status is not StaleStatus.MISSING and not spec.is_source:
             records = graph.records(spec.key, part)

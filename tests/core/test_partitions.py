@@ -376,3 +376,15 @@ def test_input_digest_is_injective(
         assert digest(left) != digest(right)
     else:
         assert digest(left) == digest(right)
+
+
+def test_a_dropped_static_key_stays_explainable(any_store: EventStore) -> None:
+    store = any_store
+    store.register([AssetSpec("p", code_version="1", partitions=StaticPartitions(["a", "b"]))])
+    store.record_materialization("p", partition="a")
+    store.record_materialization("p", partition="b")
+    store.register([AssetSpec("p", code_version="2", partitions=StaticPartitions(["a"]))])
+    assert store.status("p").partitions.unsynced == ("a", "b")  # type: ignore[union-attr]
+    assert reasons(store, "p", "b") == ["p[b] has a new code version"]
+    with pytest.raises(InvalidPartitionKey):
+        store.status("p", partition="c")
