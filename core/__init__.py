@@ -4,7 +4,7 @@ Framework-free: adapters for Airflow, Prefect and dbt build on these names only.
 """
 
 from ._cache import NO_VALUE, JsonSerializer, PickleSerializer, Serializer, ValueCache
-from ._code_version import code_version_of, resolve_code_version
+from ._code_version import CodeAnalysis, analyze_code, code_version_of, resolve_code_version
 from ._fingerprint import (
     fingerprint_bytes,
     fingerprint_directory,
@@ -74,6 +74,7 @@ __all__ = [
     "AssetKey",
     "AssetSpec",
     "AssetStatus",
+    "CodeAnalysis",
     "ConfigError",
     "CycleError",
     "DataVersion",
@@ -113,6 +114,7 @@ __all__ = [
     "UnknownAssetError",
     "UpstreamChange",
     "ValueCache",
+    "analyze_code",
     "code_version_of",
     "dagster_data_version",
     "fingerprint_bytes",
