@@ -59,9 +59,10 @@ class AssetKey(str):
                     if fixed
                     else f"asset key {shown!r} has only empty parts; give a name"
                 )
-            if any(ord(c) < 32 for c in part):
+            if any(ord(c) < 32 or 0xD800 <= ord(c) <= 0xDFFF for c in part):
                 raise InvalidAssetKey(
-                    f"asset key {shown!r} has a control character (newline, tab, ...); remove it"
+                    f"asset key {shown!r} has a control character (newline, tab, ...) or a lone "
+                    "surrogate; remove it"
                 )
         return str.__new__(cls, "/".join(parts))  # type: ignore[arg-type]
 

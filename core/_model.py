@@ -17,6 +17,7 @@ from ._partitions import (
     mapping_to_json,
     partitions_to_json,
 )
+from ._validate import check_text, metadata_json
 from ._versions import DataVersion
 from .errors import ConfigError
 
@@ -46,17 +47,10 @@ SOURCE_KINDS: Final = frozenset({"observable", "external"})
 def freeze_metadata(metadata: Mapping[str, Any] | None, *, what: str) -> str:
     """Canonical JSON text of user metadata, so specs stay hashable and comparable.
 
-    :raises ConfigError: the metadata is not JSON-serializable.
+    :raises ConfigError: the metadata is not strict JSON (NaN, non-string keys, objects), or is
+        nested too deep.
     """
-    if not metadata:
-        return "{}"
-    try:
-        return json.dumps(dict(metadata), sort_keys=True, separators=(",", ":"))
-    except (TypeError, ValueError) as exc:
-        raise ConfigError(
-            f"metadata of {what} must be JSON-serializable ({exc}); "
-            "convert values to str/int/float/bool/list/dict"
-        ) from exc
+    return metadata_json(metadata, what=what)
 
 
 @dataclass(frozen=True, slots=True, init=False)
@@ -99,6 +93,10 @@ class AssetSpec:
         parsed = AssetKey.parse(key)
         if isinstance(deps, str | AssetKey):
             deps = [deps]
+        if not isinstance(deps, Iterable):
+            raise ConfigError(
+                f"deps of {parsed} must be a list of asset keys, not {type(deps).__name__} {deps!r}"
+            )
         dep_keys = tuple(sorted({AssetKey.parse(d) for d in deps}))
         if parsed in dep_keys:
             raise ConfigError(f"asset {parsed} lists itself as a dependency; remove it from deps")
@@ -111,7 +109,7 @@ class AssetSpec:
         set_(self, "code_version", resolve_code_version(code_version))
         set_(self, "deps", dep_keys)
         set_(self, "kind", kind)
-        set_(self, "framework", framework)
+        set_(self, "framework", check_text(framework, f"framework of {parsed}", max_length=64))
         set_(self, "metadata_json", freeze_metadata(metadata, what=f"asset {parsed}"))
         set_(self, "partitions", _check_partitions(parsed, partitions))
         set_(self, "partition_mappings", _check_mappings(parsed, dep_keys, partition_mappings))

@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from .errors import ConfigError
 
-__all__ = ["Settings", "resolve_settings"]
+__all__ = ["Settings", "check_database_url", "redact", "resolve_settings"]
 
 DATABASE_URL_VAR: Final = "INSYNC_DATABASE_URL"
 HOME_VAR: Final = "INSYNC_HOME"
@@ -30,14 +30,21 @@ class Settings:
     source: str
 
 
+SUPPORTED: Final = "sqlite:///path/insync.db or postgresql+psycopg://user@host:5432/db"
+_DRIVERS: Final = {"sqlite": ("", "pysqlite"), "postgresql": ("", "psycopg", "psycopg2")}
+
+
 def resolve_settings(url: str | None = None, *, cache_url: str | None = None) -> Settings:
     """First match wins: explicit `url` > $INSYNC_DATABASE_URL > $INSYNC_HOME > ./.insync.
 
     The value cache: explicit `cache_url` > $INSYNC_CACHE_URL > `<home>/values`.
 
-    :raises ConfigError: the URL cannot be parsed.
+    :raises ConfigError: the URL cannot be parsed or names a database insync does not support;
+        the message names where the URL came from and never shows a password.
     """
     home = Path(os.environ.get(HOME_VAR) or DEFAULT_HOME).expanduser().absolute()
+    if url is not None and not isinstance(url, str):
+        raise ConfigError(f"the insync database URL must be a string, not {type(url).__name__}")
     if url:
         database_url, source = url, "the url argument"
     elif os.environ.get(DATABASE_URL_VAR):
@@ -45,13 +52,41 @@ def resolve_settings(url: str | None = None, *, cache_url: str | None = None) ->
     else:
         database_url = f"sqlite:///{home / DATABASE_FILE}"
         source = f"${HOME_VAR}" if os.environ.get(HOME_VAR) else f"the default ./{DEFAULT_HOME}"
-    try:
-        sa.make_url(database_url)
-    except sa.exc.ArgumentError as exc:
-        raise ConfigError(
-            f"cannot parse the insync database URL from {source} ({database_url!r}): {exc}; "
-            "use a SQLAlchemy URL such as sqlite:///path/insync.db or "
-            "postgresql+psycopg://user@host:5432/db"
-        ) from exc
+    check_database_url(database_url, source)
     resolved_cache = cache_url or os.environ.get(CACHE_URL_VAR) or str(home / "values")
     return Settings(database_url=database_url, home=home, cache_url=resolved_cache, source=source)
+
+
+def check_database_url(database_url: str, source: str) -> None:
+    """:raises ConfigError: unparsable, unsupported driver, bad port, NUL byte: never echoing secrets."""
+    shown = redact(database_url)
+    if "\x00" in database_url:
+        raise ConfigError(f"the insync database URL from {source} ({shown}) contains a NUL byte; remove it")
+    try:
+        parsed = sa.make_url(database_url)
+        parsed.port  # noqa: B018 - parsed lazily: a non-numeric port fails here
+    except (sa.exc.ArgumentError, ValueError) as exc:
+        reason = "its port is not a number" if isinstance(exc, ValueError) else "it is not a SQLAlchemy URL"
+        raise ConfigError(
+            f"cannot parse the insync database URL from {source} ({shown}): {reason}; use {SUPPORTED}"
+        ) from None
+    backend, _, driver = parsed.drivername.partition("+")
+    if backend not in _DRIVERS or driver not in _DRIVERS[backend]:
+        hint = " (write postgresql+psycopg://...)" if backend in ("postgres", "postgresql") else ""
+        raise ConfigError(
+            f"the insync database URL from {source} ({shown}) uses {parsed.drivername!r}{hint}; insync "
+            f"supports SQLite and PostgreSQL: {SUPPORTED}"
+        )
+
+
+def redact(url: str) -> str:
+    """`url` safe to print: the password replaced by ***, whatever the URL's shape."""
+    try:
+        return sa.make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        # Unparsable: hide everything between a scheme's "//" (or the start) and the last "@".
+        head, at, tail = url.rpartition("@")
+        if not at:
+            return url if ":" not in url.partition("//")[2] else url.split("//", 1)[0] + "//***"
+        scheme, sep, _ = head.partition("//")
+        return f"{scheme}{sep}***@{tail}" if sep else f"***@{tail}"

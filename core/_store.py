@@ -6,11 +6,14 @@ number of queries) and the pure functions of `_staleness`: no query runs per ass
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import datetime
 import json
 import logging
+import os
 import random
+import sqlite3
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
@@ -38,6 +41,7 @@ from ._staleness import (
     provenance_digest,
     topological_order,
 )
+from ._validate import check_limit, check_text
 from ._versions import DataVersion, logical_data_version, user_data_version
 from .errors import (
     ConfigError,
@@ -94,15 +98,32 @@ class EventStore:
     $INSYNC_HOME > ./.insync. Opening creates an empty store, refuses one written by another
     schema revision, and never rewrites data silently.
 
+    `read_only=True` (the CLI's status/why/history and the catalog) never creates or migrates a
+    store, and reads a SQLite store on a read-only mount. A SQLite file that already holds
+    another application's tables is refused unless `share_database=True`: insync would otherwise
+    add its tables to it and switch it to WAL. (On PostgreSQL, sharing a database with Airflow's
+    metadata is supported: insync keeps its own version table.)
+
     :raises StoreUnavailable: the database cannot be reached.
     :raises SchemaVersionError: the store needs `insync db upgrade`, or is newer than this insync.
-    :raises StoreError: the file or database is not an insync store.
+    :raises StoreError: the file or database is not an insync store, there is no store and
+        `read_only` is set, or its folder cannot be created.
     """
 
-    def __init__(self, url: str | None = None, *, upgrade: bool = False) -> None:
+    def __init__(
+        self,
+        url: str | None = None,
+        *,
+        upgrade: bool = False,
+        read_only: bool = False,
+        share_database: bool = False,
+    ) -> None:
         self.settings: Settings = resolve_settings(url)
         self.url = sa.make_url(_normalize_driver(self.settings.database_url))
         self.dialect = self.url.get_backend_name()
+        self.read_only = read_only
+        if self.dialect == "sqlite":
+            self._check_sqlite_file(share_database=share_database)
         self._engine = self._create_engine()
         try:
             self._prepare_schema(upgrade=upgrade)
@@ -123,12 +144,69 @@ class EventStore:
     def close(self) -> None:
         self._engine.dispose()
 
+    def _check_sqlite_file(self, *, share_database: bool) -> None:
+        """Before anything touches the file: a store to create, to read only, or someone else's."""
+        database = self.url.database
+        if not database or database == ":memory:":
+            return
+        path = Path(database)
+        where = self.url.render_as_string(hide_password=True)
+        if not path.exists():
+            if self.read_only:
+                raise StoreError(
+                    f"there is no insync store at {path} (chosen by {self.settings.source}); nothing "
+                    "was created. Run a versioned step or `insync db upgrade` to create it, or point "
+                    "--database-url / INSYNC_DATABASE_URL / INSYNC_HOME at your store"
+                )
+            try:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreError(
+                    f"cannot create the folder {path.parent} for the insync store {where} (chosen by "
+                    f"{self.settings.source}): {exc.strerror or exc}; choose a writable location"
+                ) from None
+            return
+        if share_database:
+            return
+        try:
+            with contextlib.closing(sqlite3.connect(f"file:{path}?mode=ro", uri=True)) as probe:
+                tables = [
+                    row[0] for row in probe.execute("SELECT name FROM sqlite_master WHERE type='table'")
+                ]
+        except sqlite3.Error:
+            return  # not a database at all: the schema check says so and changes nothing
+        foreign = sorted(t for t in tables if not t.startswith("insync_") and t != "sqlite_sequence")
+        if foreign and not any(t.startswith("insync_") for t in tables):
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise StoreError(
+                f"{where} is another application's database (tables {shown}); insync will not add "
+                "its tables to it nor switch it to WAL. Nothing was changed: use a file of its own, "
+                "or EventStore(url, share_database=True) if sharing it is intended"
+            )
+
     def _create_engine(self) -> sa.Engine:
         if self.dialect != "sqlite":
             return sa.create_engine(self.url, pool_pre_ping=True)
-        if self.url.database and self.url.database != ":memory:":
-            Path(self.url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(self.url, connect_args={"timeout": _BUSY_TIMEOUT_S})
+        read_only = self.read_only
+        database = self.url.database
+        if (
+            read_only
+            and database
+            and database != ":memory:"
+            and not os.access(Path(database).parent, os.W_OK)
+        ):
+            # A read-only mount: SQLite cannot create the WAL side files there; read immutably.
+            def connect() -> sqlite3.Connection:
+                return sqlite3.connect(
+                    f"file:{database}?mode=ro&immutable=1",
+                    uri=True,
+                    timeout=_BUSY_TIMEOUT_S,
+                    check_same_thread=False,
+                )
+
+            engine = sa.create_engine("sqlite://", creator=connect)
+        else:
+            engine = sa.create_engine(self.url, connect_args={"timeout": _BUSY_TIMEOUT_S})
 
         @sa.event.listens_for(engine, "connect")
         def _on_connect(dbapi_connection: Any, _record: Any) -> None:
@@ -137,7 +215,8 @@ class EventStore:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute(f"PRAGMA busy_timeout = {int(_BUSY_TIMEOUT_S * 1000)}")
-            cursor.execute("PRAGMA journal_mode = WAL")
+            if not read_only:
+                cursor.execute("PRAGMA journal_mode = WAL")
             cursor.execute("PRAGMA synchronous = NORMAL")
             cursor.execute("PRAGMA foreign_keys = ON")
             cursor.close()
@@ -211,6 +290,12 @@ class EventStore:
         if revision == t.HEAD_REVISION:
             return
         self._check_known(revision)
+        if revision is None and self.read_only:
+            raise StoreError(
+                f"{self.url.render_as_string(hide_password=True)} holds no insync store (chosen by "
+                f"{self.settings.source}); nothing was created. Run a versioned step or "
+                "`insync db upgrade` to create it"
+            )
         if revision is not None and not upgrade:
             raise SchemaVersionError(
                 f"the insync store {self.url.render_as_string(hide_password=True)} has schema "
@@ -257,8 +342,18 @@ class EventStore:
         Airflow task that writes the same table.
 
         :raises CycleError: the new definitions close a cycle (nothing is written).
+        :raises ConfigError: something other than AssetSpec objects.
         """
-        batch = {spec.key: spec for spec in specs}
+        if isinstance(specs, AssetSpec) or not isinstance(specs, Iterable) or isinstance(specs, str):
+            raise ConfigError(f"register takes a list of AssetSpec, not {type(specs).__name__} {specs!r:.60}")
+        items = list(specs)
+        for spec in items:
+            if not isinstance(spec, AssetSpec):
+                raise ConfigError(
+                    f"register takes AssetSpec objects, not {type(spec).__name__} {spec!r:.60}; "
+                    f"write AssetSpec({spec!r:.40})"
+                )
+        batch = {spec.key: spec for spec in items}
         if batch:
             self._write(lambda conn: self._register(conn, list(batch.values())))
 
@@ -384,6 +479,8 @@ class EventStore:
         :raises InvalidPartitionKey: a partition for an unpartitioned asset, none for a
             partitioned one, or a key that is not one of the asset's partitions.
         """
+        if inputs is not None and (isinstance(inputs, str) or not isinstance(inputs, Iterable)):
+            raise ConfigError(f"inputs must be a list of InputVersion, not {type(inputs).__name__}")
         item = Materialization(
             key=AssetKey.parse(key),
             data_version=None if data_version is None else user_data_version(data_version),
@@ -403,9 +500,12 @@ class EventStore:
         An item whose `inputs` is None sees the versions written by the items before it, so a
         batch in topological order records each child against its parent's new version.
         """
+        items = list(items)
+        for item in items:
+            _check_item(item)
         if not items:
             return []
-        return self._write(lambda conn: self._append_materializations(conn, list(items)))
+        return self._write(lambda conn: self._append_materializations(conn, items))
 
     def _append_materializations(self, conn: sa.Connection, items: list[Materialization]) -> list[Event]:
         keys = {item.key for item in items}
@@ -560,6 +660,8 @@ class EventStore:
         """
         asset = AssetKey.parse(key)
         version = user_data_version(data_version)
+        check_text(run_id, "run_id", max_length=255)
+        check_text(framework, "framework", max_length=64)
         row = {
             "asset_key": str(asset),
             "kind": _OBS,
@@ -756,6 +858,9 @@ class EventStore:
     ) -> list[Event]:
         """Events of one asset (of one partition, if given), newest first, with their inputs."""
         asset = AssetKey.parse(key)
+        limit = check_limit(limit)
+        if kind is not None and kind not in (_MAT, _OBS):
+            raise ConfigError(f"kind must be 'materialization', 'observation' or None, not {kind!r}")
         query = sa.select(t.events).where(t.events.c.asset_key == str(asset))
         if kind is not None:
             query = query.where(t.events.c.kind == kind)
@@ -764,6 +869,10 @@ class EventStore:
         query = query.order_by(t.events.c.id.desc()).limit(limit)
         with self._read() as conn:
             rows = [r._asdict() for r in conn.execute(query)]
+            if not rows:
+                known = sa.select(t.definitions.c.asset_key).where(t.definitions.c.asset_key == str(asset))
+                if conn.execute(known).first() is None:
+                    raise _unknown_error(conn, [str(asset)])
             ids = [r["id"] for r in rows]
             found: dict[int, list[InputVersion]] = {}
             for chunk in chunks(ids):
@@ -837,6 +946,30 @@ def _partition_of(
             )
         return partition
     return definition.validate(partition)
+
+
+def _check_item(item: object) -> None:
+    """:raises ConfigError: a Materialization whose fields cannot be stored the same everywhere."""
+    if not isinstance(item, Materialization):
+        raise ConfigError(f"record_materializations takes Materialization objects, not {type(item).__name__}")
+    AssetKey.parse(item.key)
+    check_text(item.run_id, "run_id", max_length=255)
+    check_text(item.framework, "framework", max_length=64)
+    if item.partition is not None:
+        check_partition_key(item.partition)
+    if item.inputs is not None:
+        for entry in item.inputs:
+            if not isinstance(entry, InputVersion):
+                raise ConfigError(
+                    f"inputs of {item.key} must be InputVersion(key, data_version, event_id), "
+                    f"not {entry!r:.60}"
+                )
+    for pair in item.parameters:
+        if not (isinstance(pair, tuple) and len(pair) == 2 and all(isinstance(x, str) for x in pair)):
+            raise ConfigError(
+                f"parameters of {item.key} must be (name, fingerprint) pairs; build them with "
+                "fingerprint_parameters({...})"
+            )
 
 
 def _input_pairs(spec: AssetSpec, partition: str, graph: Graph) -> list[tuple[AssetKey, str]]:

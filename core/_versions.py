@@ -35,6 +35,11 @@ class DataVersion:
                 f"a data version must be a non-empty string, not {self.value!r}; "
                 f"for a number write DataVersion(str({self.value!r}))"
             )
+        if any(c == "\x00" or "\ud800" <= c <= "\udfff" for c in self.value):
+            raise InvalidDataVersion(
+                f"data version {self.value[:40]!r} contains a NUL byte or a lone surrogate; "
+                "use a hash or plain text"
+            )
 
     def __str__(self) -> str:
         return self.value

@@ -55,7 +55,8 @@ class _Group(click.Group):
 
 
 def _open(ctx: click.Context) -> EventStore:
-    store = EventStore(ctx.obj.get("database_url"))
+    # Reading never creates or migrates a store: a wrong path is an error, not a new empty store.
+    store = EventStore(ctx.obj.get("database_url"), read_only=True)
     ctx.call_on_close(store.close)
     return store
 
@@ -63,8 +64,7 @@ def _open(ctx: click.Context) -> EventStore:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
-    envvar="INSYNC_DATABASE_URL",
-    help="SQLAlchemy URL of the store (default: $INSYNC_HOME or ./.insync).",
+    help="SQLAlchemy URL of the store (default: $INSYNC_DATABASE_URL, else $INSYNC_HOME or ./.insync).",
 )
 @click.pass_context
 def main(ctx: click.Context, database_url: str | None) -> None:

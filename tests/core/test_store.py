@@ -161,7 +161,10 @@ def test_shares_a_database_with_airflow_alembic(store_url: str) -> None:
         conn.execute(sa.text("CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL)"))
         conn.execute(sa.text("INSERT INTO alembic_version VALUES ('airflow_rev')"))
     engine.dispose()
-    with EventStore(store_url) as store:
+    if store_url.startswith("sqlite"):  # a file is one application's: sharing it must be asked for
+        with pytest.raises(StoreError, match=r"another application's database.*share_database=True"):
+            EventStore(store_url)
+    with EventStore(store_url, share_database=True) as store:
         store.register([AssetSpec("a")])
         assert store.schema_revision() == "0002_partitions_parameters"
 
