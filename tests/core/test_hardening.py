@@ -287,3 +287,26 @@ def test_temp_files_of_killed_writers_are_cleaned_up(tmp_path: Path) -> None:
     os.utime(leftover, (old, old))
     cache.put("a", DataVersion("v2"), 2)
     assert not leftover.exists() and recent.exists()  # a writer still running keeps its file
+
+
+def test_a_store_on_a_read_only_mount_can_be_read(tmp_path: Path) -> None:
+    """A read-only bind mount in a private mount namespace (root on this machine may mount)."""
+    import shutil
+
+    folder, mounted = tmp_path / "store", tmp_path / "ro"
+    with EventStore(f"sqlite:///{folder / 'insync.db'}") as store:
+        store.register([AssetSpec("a", code_version="1")])
+        store.record_materialization("a")
+    mounted.mkdir()
+    if shutil.which("unshare") is None:
+        pytest.skip("unshare(1) is not installed")
+    script = (
+        f"mount --bind {folder} {mounted} && mount -o remount,bind,ro {mounted} && "
+        f"touch {mounted}/probe 2>/dev/null; test ! -e {mounted}/probe && "
+        f"{Path(sys.executable).with_name('insync')} --database-url sqlite:///{mounted}/insync.db status"
+    )
+    result = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True)
+    if "Operation not permitted" in result.stderr or "permission denied" in result.stderr.lower():
+        pytest.skip(f"cannot make a private read-only mount here: {result.stderr.strip()}")
+    assert result.returncode == 0, result.stderr
+    assert "Synced" in result.stdout
