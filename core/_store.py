@@ -290,7 +290,8 @@ class EventStore:
         if revision == t.HEAD_REVISION:
             return
         self._check_known(revision)
-        if revision is None and self.read_only:
+        in_memory = self.dialect == "sqlite" and self.url.database in (None, "", ":memory:")
+        if revision is None and self.read_only and not in_memory:
             raise StoreError(
                 f"{self.url.render_as_string(hide_password=True)} holds no insync store (chosen by "
                 f"{self.settings.source}); nothing was created. Run a versioned step or "
@@ -778,6 +779,7 @@ class EventStore:
         if partition is None:
             return whole
         spec = graph.specs[asset]
+        check_partition_key(partition)
         if graph.records(asset, partition) is None:  # a recorded key stays readable when dropped
             _partition_of(spec, partition, graph.dynamic, reading=True)
         one = partition_status(spec, partition, graph)
@@ -855,8 +857,14 @@ class EventStore:
         limit: int | None = None,
         kind: EventKind | None = None,
         partition: str | None = None,
+        before: int | None = None,
     ) -> list[Event]:
-        """Events of one asset (of one partition, if given), newest first, with their inputs."""
+        """Events of one asset (of one partition, if given), newest first, with their inputs;
+        `before` (an event id) pages back: only older events.
+
+        :raises UnknownAssetError: the asset is not registered.
+        :raises ConfigError: a limit or `before` that is not a positive integer.
+        """
         asset = AssetKey.parse(key)
         limit = check_limit(limit)
         if kind is not None and kind not in (_MAT, _OBS):
@@ -866,6 +874,8 @@ class EventStore:
             query = query.where(t.events.c.kind == kind)
         if partition is not None:
             query = query.where(t.events.c.partition_key == check_partition_key(partition))
+        if before is not None:
+            query = query.where(t.events.c.id < check_limit(before))
         query = query.order_by(t.events.c.id.desc()).limit(limit)
         with self._read() as conn:
             rows = [r._asdict() for r in conn.execute(query)]

@@ -247,14 +247,28 @@ def upgrade(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    help="Address to listen on. The catalog has no authentication: a non-loopback address "
+    "shows the store to the network.",
+)
 @click.option("--port", type=int, default=8765, show_default=True)
+@click.option(
+    "--allow-host",
+    "allow_hosts",
+    multiple=True,
+    metavar="NAME",
+    help="Also answer requests for this Host name (repeatable). Others get 400, so a web page cannot "
+    "read the catalog through DNS rebinding.",
+)
 @click.pass_context
-def ui(ctx: click.Context, host: str, port: int) -> None:
+def ui(ctx: click.Context, host: str, port: int, allow_hosts: tuple[str, ...]) -> None:
     """Serve the read-only asset catalog in a browser."""
     from .ui import serve  # type: ignore[import-not-found,unused-ignore]  # optional: insync[ui]
 
-    serve(ctx.obj.get("database_url"), host=host, port=port)
+    serve(ctx.obj.get("database_url"), host=host, port=port, allow_hosts=allow_hosts)
 
 
 def status_to_json(s: AssetStatus) -> dict[str, Any]:

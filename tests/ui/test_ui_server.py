@@ -58,6 +58,8 @@ def test_asset_endpoint_and_unknown_keys(seeded: Served) -> None:
     assert [c["text"] for c in body["root_causes"]] == ["staging/customers has a new code version"]
     assert body["explain"][0] == "staging/customers: Unsynced"
     assert [e["run_id"] for e in body["history"]] == ["dbt-run-1"]
+    assert (body["history_limit"], body["history_next"]) == (20, None)  # one page holds it all
+    assert (body["metadata"], body["metadata_omitted"]) == ({}, 0)
 
     code, body = get(seeded.url + "api/assets/staging/nope")
     assert code == 404 and "staging/nope" in body["error"]
@@ -144,6 +146,7 @@ def test_insync_ui_command_serves_the_catalog(tmp_path: Path) -> None:
         proc.terminate()
         out, _ = proc.communicate(timeout=20)
     assert f"http://127.0.0.1:{port}/" in out
+    assert "warning" not in out  # loopback: no "no authentication" warning
 
 
 def test_empty_store_says_how_to_fill_it(
