@@ -18,9 +18,11 @@ __all__ = ["check_limit", "check_text", "metadata_json"]
 _MAX_DEPTH: Final = 100
 
 
-def check_text(value: object, what: str, *, max_length: int, optional: bool = True) -> str | None:
-    """`value` if it is a storable string: no NUL or other control character, no lone surrogate,
-    at most `max_length` characters.
+def check_text(
+    value: object, what: str, *, max_length: int, optional: bool = True, allow_empty: bool = False
+) -> str | None:
+    """`value` if it is a storable string: not empty (unless `allow_empty`), no NUL or other
+    control character, no lone surrogate, at most `max_length` characters.
 
     :raises ConfigError: naming `what` and the fix.
     """
@@ -28,6 +30,8 @@ def check_text(value: object, what: str, *, max_length: int, optional: bool = Tr
         return None
     if not isinstance(value, str):
         raise ConfigError(f"{what} must be a string, not {type(value).__name__} {_short(value)}")
+    if not value and not allow_empty:
+        raise ConfigError(f"{what} is an empty string; pass None when there is none")
     if len(value) > max_length:
         raise ConfigError(f"{what} is {len(value)} characters long (at most {max_length}); shorten it")
     for char in value:
@@ -75,12 +79,12 @@ def _check_tree(value: Any, what: str, depth: int) -> None:
             f"metadata of {what} holds {value!r}, which JSON cannot carry; store it as a string"
         )
     if isinstance(value, str):
-        check_text(value, f"a metadata string of {what}", max_length=10_000_000)
+        check_text(value, f"a metadata string of {what}", max_length=10_000_000, allow_empty=True)
     elif isinstance(value, Mapping):
         for key, item in value.items():
             if not isinstance(key, str):
                 raise ConfigError(f"metadata of {what} has the key {_short(key)}; keys must be strings")
-            check_text(key, f"a metadata key of {what}", max_length=10_000)
+            check_text(key, f"a metadata key of {what}", max_length=10_000, allow_empty=True)
             _check_tree(item, what, depth + 1)
     elif isinstance(value, list | tuple):
         for item in value:

@@ -310,3 +310,14 @@ def test_a_store_on_a_read_only_mount_can_be_read(tmp_path: Path) -> None:
         pytest.skip(f"cannot make a private read-only mount here: {result.stderr.strip()}")
     assert result.returncode == 0, result.stderr
     assert "Synced" in result.stdout
+
+
+def test_empty_names_are_refused_and_empty_metadata_strings_kept(any_store: EventStore) -> None:
+    """Found by the fuzz suite: framework="" was stored as None, a silent change."""
+    store = any_store
+    store.register([AssetSpec("a", code_version="1")])
+    for field in ("run_id", "framework"):
+        with pytest.raises(ConfigError, match="empty string; pass None"):
+            store.record_materialization("a", **{field: ""})
+    event = store.record_materialization("a", metadata={"": ""})
+    assert store.history("a")[0].metadata == {"": ""} == event.metadata
