@@ -903,8 +903,12 @@ class EventStore:
         ]
 
     def latest_event(self, key: CoercibleToAssetKey, kind: EventKind | None = None) -> Event | None:
-        """The newest event of an asset (of `kind`, if given), or None."""
-        events = self.history(key, limit=1, kind=kind)
+        """The newest event of an asset (of `kind`, if given), or None (also for an asset the
+        store does not know yet: adapters ask before their first registration)."""
+        try:
+            events = self.history(key, limit=1, kind=kind)
+        except UnknownAssetError:
+            return None
         return events[0] if events else None
 
     def definitions_revision(self) -> int:
