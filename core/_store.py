@@ -355,8 +355,15 @@ class EventStore:
                     f"write AssetSpec({spec!r:.40})"
                 )
         batch = {spec.key: spec for spec in items}
-        if batch:
-            self._write(lambda conn: self._register(conn, list(batch.values())))
+        if not batch:
+            return
+        # Unchanged definitions write nothing: no write lock, no revision bump (a sensor poke or
+        # an unchanged dbt build re-registers everything it knows, every time).
+        with self._read() as conn:
+            known = load_graph(conn, list(batch), "deps", with_latest=False).specs
+        changed = [spec for spec in batch.values() if _needs_write(spec, known)]
+        if changed:
+            self._write(lambda conn: self._register(conn, changed))
 
     def _register(self, conn: sa.Connection, specs: list[AssetSpec]) -> None:
         if self.dialect == "postgresql":
@@ -912,7 +919,8 @@ class EventStore:
         return events[0] if events else None
 
     def definitions_revision(self) -> int:
-        """A counter that grows with every registration: with `last_event_id`, a cheap change marker."""
+        """A counter that grows with every registration that changed a definition: with
+        `last_event_id`, a cheap change marker."""
         with self._read() as conn:
             query = sa.select(t.counters.c.value).where(t.counters.c.name == "definitions")
             return int(conn.execute(query).scalar() or 0)
@@ -960,6 +968,13 @@ def _partition_of(
             )
         return partition
     return definition.validate(partition)
+
+
+def _needs_write(spec: AssetSpec, known: Mapping[AssetKey, AssetSpec]) -> bool:
+    current = known.get(spec.key)
+    if spec.kind == "external":  # a placeholder never replaces what is there
+        return current is None
+    return current != spec or any(dep not in known for dep in spec.deps)
 
 
 def _check_item(item: object) -> None:

@@ -61,6 +61,17 @@ def test_change_markers_move_with_registrations_and_events(any_store: EventStore
     assert any_store.last_event_id() == event.id and any_store.definitions_revision() == 2
 
 
+def test_registering_unchanged_definitions_writes_nothing(any_store: EventStore) -> None:
+    specs = [AssetSpec("a", code_version="1"), AssetSpec("b", code_version="1", deps=["a", "src"])]
+    for _ in range(3):
+        any_store.register(specs)
+    assert any_store.definitions_revision() == 1
+    any_store.register([AssetSpec("src", kind="external")])  # a placeholder is there already
+    assert any_store.definitions_revision() == 1
+    any_store.register([AssetSpec("b", code_version="2", deps=["a", "src"])])
+    assert any_store.definitions_revision() == 2
+
+
 def test_statuses_for_a_graph(any_store: EventStore) -> None:
     any_store.register(
         [AssetSpec(f"n{i}", code_version="1", deps=[f"n{i - 1}"] if i else []) for i in range(20)]
