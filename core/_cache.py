@@ -46,7 +46,8 @@ class _NoValue:
         return "NO_VALUE"
 
     def __bool__(self) -> bool:
-        return False
+        # A cached 0, "" or empty frame is a value: truthiness would confuse it with a miss.
+        raise TypeError("NO_VALUE has no truth value; compare with `value is NO_VALUE`")
 
 
 NO_VALUE: Final = _NoValue()

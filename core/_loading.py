@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
+import threading
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Literal, TypeVar
@@ -327,8 +328,10 @@ def paused_gc() -> Iterator[None]:
     status time grow faster than the graph (2.8 s instead of 1.8 s at 100k). Reference counting
     still frees everything; collection resumes right after.
     """
-    was_enabled = gc.isenabled()
-    gc.disable()
+    # Other threads (a web server's workers) would have no collector meanwhile: leave it on then.
+    was_enabled = gc.isenabled() and threading.active_count() == 1
+    if was_enabled:
+        gc.disable()
     try:
         yield
     finally:

@@ -215,7 +215,8 @@ class Event:
     run_id: str | None
     framework: str | None
     timestamp: pendulum.DateTime
-    metadata: Mapping[str, Any] = field(default_factory=dict)
+    # Left out of hash(): a dict cannot be hashed, and the id already names the event.
+    metadata: Mapping[str, Any] = field(default_factory=dict, hash=False)
     inputs: tuple[InputVersion, ...] = ()
     partition: str | None = None
     parameters: tuple[tuple[str, str], ...] = ()  # (name, fingerprint), sorted

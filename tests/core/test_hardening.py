@@ -17,6 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from insync.core import (
+    NO_VALUE,
     AssetSpec,
     ConfigError,
     DataVersion,
@@ -250,7 +251,7 @@ def test_a_planted_pickle_is_never_loaded(tmp_path: Path, caplog: pytest.LogCapt
     path = cache.path("orders", version)
     Path(path).write_bytes(pickle.dumps(_Planted()))  # someone with write access to the bucket
     with caplog.at_level(logging.WARNING, logger="insync"):
-        assert not cache.get("orders", version)
+        assert cache.get("orders", version) is NO_VALUE
     assert "not signed with this cache key" in caplog.text
     assert not (Path.cwd() / "planted-ran").exists()
 
@@ -260,9 +261,9 @@ def test_a_valid_entry_moved_to_another_asset_is_refused(tmp_path: Path) -> None
     cache.put("a", DataVersion("v"), "value of a")
     Path(cache.path("b", DataVersion("v"))).parent.mkdir(parents=True, exist_ok=True)
     Path(cache.path("b", DataVersion("v"))).write_bytes(Path(cache.path("a", DataVersion("v"))).read_bytes())
-    assert not cache.get("b", DataVersion("v"))
+    assert cache.get("b", DataVersion("v")) is NO_VALUE
     other_key = ValueCache(str(tmp_path / "values"), key="another worker's key")
-    assert not other_key.get("a", DataVersion("v"))  # workers sharing a cache share the key
+    assert other_key.get("a", DataVersion("v")) is NO_VALUE  # workers sharing a cache share the key
 
 
 def test_the_json_serializer_refuses_what_it_would_change(tmp_path: Path) -> None:
@@ -321,3 +322,15 @@ def test_empty_names_are_refused_and_empty_metadata_strings_kept(any_store: Even
             store.record_materialization("a", **{field: ""})
     event = store.record_materialization("a", metadata={"": ""})
     assert store.history("a")[0].metadata == {"": ""} == event.metadata
+
+
+def test_no_value_has_no_truth_value() -> None:
+    """A cached 0 or "" is a value: `if decision.value:` would treat it as missing."""
+    with pytest.raises(TypeError, match="is NO_VALUE"):
+        bool(NO_VALUE)
+
+
+def test_events_are_hashable(any_store: EventStore) -> None:
+    any_store.register([AssetSpec("a", code_version="1")])
+    event = any_store.record_materialization("a", metadata={"rows": 3})
+    assert event in {event}
