@@ -9,8 +9,8 @@ from __future__ import annotations
 import contextlib
 import functools
 import gc
-import threading
 import json
+import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any, Final, Literal, TypeVar
 
