@@ -517,6 +517,12 @@ class EventStore:
 
     def _append_materializations(self, conn: sa.Connection, items: list[Materialization]) -> list[Event]:
         keys = {item.key for item in items}
+        single_run = len(items) == 1 and items[0].run_id is not None
+        if single_run and self.dialect == "postgresql":
+            # Same-run steps racing (8 workers retrying one task) take turns per asset partition,
+            # so the check below sees the winner's record (SQLite's BEGIN IMMEDIATE serializes all).
+            lock = f"{items[0].key}[{items[0].partition or ''}]"  # a hash: collisions only serialize
+            conn.execute(sa.text("SELECT pg_advisory_xact_lock(7262353, hashtext(:k))"), {"k": lock})
         graph = load_graph(conn, list(keys), "deps")
         specs = graph.specs
         unknown = [str(k) for k in keys if k not in specs]
@@ -601,6 +607,10 @@ class EventStore:
                 params,
             ) in prepared
         ]
+        if single_run:
+            same = _same_run_record(graph, items[0], rows[0])
+            if same is not None:
+                return [self._event_by_id(conn, same)]
         ids = self._insert_events(conn, rows)
         resolved = [
             tuple(
@@ -726,6 +736,19 @@ class EventStore:
         rows = [{"name": n, "partition_key": k, "created_at": now} for n, k in pairs]
         for chunk in chunks(rows):
             conn.execute(self._insert(t.dynamic_partitions).values(chunk).on_conflict_do_nothing())
+
+    def _event_by_id(self, conn: sa.Connection, event_id: int) -> Event:
+        row = conn.execute(sa.select(t.events).where(t.events.c.id == event_id)).one()._asdict()
+        inputs = tuple(
+            InputVersion(
+                AssetKey._trusted(r.input_key),
+                DataVersion._trusted(r.data_version),
+                r.input_event_id,
+                r.input_partition or None,
+            )
+            for r in conn.execute(sa.select(t.inputs).where(t.inputs.c.event_id == event_id))
+        )
+        return _event_from_row(event_id, row, tuple(sorted(inputs, key=lambda i: (i.key, i.partition or ""))))
 
     def _insert_events(self, conn: sa.Connection, rows: list[dict[str, Any]]) -> list[int]:
         if self.dialect != "sqlite":
@@ -968,6 +991,24 @@ def _partition_of(
             )
         return partition
     return definition.validate(partition)
+
+
+def _same_run_record(graph: Graph, item: Materialization, row: Mapping[str, Any]) -> int | None:
+    """The id of the latest record of this asset partition if the same run already recorded
+    exactly this (same code version, inputs, parameters and data version): a concurrent retry."""
+    records = graph.records(item.key, row["partition_key"])
+    mat = records.materialization if records is not None else None
+    if (
+        mat is not None
+        and mat.run_id == row["run_id"]
+        and mat.data_version == row["data_version"]
+        and mat.code_version == row["code_version"]
+        and mat.parameters == row["parameters"]
+        and row["inputs_digest"]
+        and mat.inputs_digest == row["inputs_digest"]
+    ):
+        return mat.event_id
+    return None
 
 
 def _needs_write(spec: AssetSpec, known: Mapping[AssetKey, AssetSpec]) -> bool:

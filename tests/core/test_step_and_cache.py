@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 import os
 from pathlib import Path
 
@@ -130,3 +131,32 @@ def test_cache_location_follows_insync_home(tmp_path: Path, monkeypatch: pytest.
     assert ValueCache().url == str(tmp_path / "h" / "values")
     monkeypatch.setenv("INSYNC_CACHE_URL", "memory://elsewhere")
     assert ValueCache().url == "memory://elsewhere"
+
+
+def _same_run_worker(url: str, barrier: Any) -> None:
+    store = EventStore(url)
+    step = Step(store, AssetSpec("shared", code_version="1", deps=["up"]), run_id="run-1")
+    step.check(needs_value=False)
+    barrier.wait(60)
+    step.record()
+    store.close()
+
+
+def test_concurrent_same_run_steps_record_once(store_url: str) -> None:
+    """Eight workers retrying one task of one run at once: one materialization, not eight."""
+    import multiprocessing
+
+    with EventStore(store_url) as store:
+        store.register([AssetSpec("up", code_version="1"), AssetSpec("shared", code_version="1", deps=["up"])])
+        store.record_materialization("up")
+    ctx = multiprocessing.get_context("spawn")
+    barrier = ctx.Barrier(8)
+    workers = [ctx.Process(target=_same_run_worker, args=(store_url, barrier)) for _ in range(8)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(120)
+        assert worker.exitcode == 0
+    with EventStore(store_url) as store:
+        assert len(store.history("shared")) == 1
+        assert store.status("shared").status.value == "FRESH"
