@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 from insync.core import (
@@ -147,7 +147,9 @@ def test_concurrent_same_run_steps_record_once(store_url: str) -> None:
     import multiprocessing
 
     with EventStore(store_url) as store:
-        store.register([AssetSpec("up", code_version="1"), AssetSpec("shared", code_version="1", deps=["up"])])
+        store.register(
+            [AssetSpec("up", code_version="1"), AssetSpec("shared", code_version="1", deps=["up"])]
+        )
         store.record_materialization("up")
     ctx = multiprocessing.get_context("spawn")
     barrier = ctx.Barrier(8)
