@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import shlex
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from typing import Any
 
@@ -22,14 +22,23 @@ from rich.markup import escape
 from rich.table import Table
 from rich.tree import Tree
 
-from ._model import AssetStatus, Event, PartitionCounts, StaleCause, StaleStatus
+from ._model import StaleCause, StaleStatus
+from ._render import (
+    SHOWN,
+    event_to_json,
+    explain,
+    parameters_text,
+    preview,
+    rollup_text,
+    short,
+    status_to_json,
+)
 from ._store import EventStore
 from .errors import InsyncError
 
 __all__ = ["event_to_json", "explain", "main", "status_to_json"]
 
 _STYLE = {StaleStatus.FRESH: "green", StaleStatus.STALE: "yellow", StaleStatus.MISSING: "red"}
-_SHOWN = 3  # partition keys and causes listed in a table cell before "… N more"
 
 
 class _Group(click.Group):
@@ -96,11 +105,11 @@ def status(ctx: click.Context, assets: tuple[str, ...], as_json: bool) -> None:
             escape(str(s.key)),
             f"[{_STYLE[s.status]}]{s.status.label}[/]",
             escape(s.code_version or "-"),
-            "per partition" if s.partitions is not None else escape(_short(str(s.data_version))),
+            "per partition" if s.partitions is not None else escape(short(str(s.data_version))),
         ]
         if partitioned:
-            cells.append("-" if s.partitions is None else escape(_rollup_text(s.partitions)))
-        why = _preview([str(c) for c in s.root_causes], _SHOWN)
+            cells.append("-" if s.partitions is None else escape(rollup_text(s.partitions)))
+        why = preview([str(c) for c in s.root_causes], SHOWN)
         pending = [f"after {u.key}: {u.status.label}" for u in s.upstream][:3]
         cells.append(escape("; ".join(why + pending)))
         table.add_row(*cells)
@@ -127,7 +136,7 @@ def why(ctx: click.Context, asset: str, partition: str | None, as_json: bool) ->
     for line in explain(s):
         console.print(line, highlight=False, markup=False)
     if s.parameters:
-        console.print(f"  parameters: {_parameters_text(s.parameters)}", highlight=False, markup=False)
+        console.print(f"  parameters: {parameters_text(s.parameters)}", highlight=False, markup=False)
     if s.causes:
         tree = Tree(f"[bold]{escape(s.label)}[/] is {s.status.label}")
         for cause in s.causes:
@@ -138,55 +147,6 @@ def why(ctx: click.Context, asset: str, partition: str | None, as_json: bool) ->
         if first is not None:
             command = f"insync why {shlex.quote(str(s.key))} --partition {shlex.quote(first)}"
             console.print(f"explain one partition: {command}", highlight=False, markup=False)
-
-
-def explain(s: AssetStatus) -> list[str]:
-    """The plain-words explanation shared by `insync why` and the UI.
-
-    For a partitioned asset's rollup it counts the partitions and says when the root causes
-    come from only the first of many Unsynced partitions.
-    """
-    lines = [f"{s.label}: {s.status.label}"]
-    counts = s.partitions
-    if counts is not None:
-        lines.append(f"  partitions: {_rollup_text(counts)}")
-    if s.status is StaleStatus.MISSING:
-        if counts is None:
-            lines.append("  it has never been materialized")
-        elif counts.total:
-            lines.append(f"  none of its {counts.total} partitions has been materialized")
-        else:
-            lines.append("  it has no partitions yet")
-    for cause in s.root_causes:
-        lines.append(f"  root cause: {cause}")
-    if counts is not None and counts.unsynced:
-        explained = {c.partition for c in s.causes}
-        if len(explained) < len(counts.unsynced):
-            lines.append(
-                f"  root causes shown for the first {len(explained)} of {len(counts.unsynced)} "
-                "unsynced partitions"
-            )
-    for change in s.upstream:
-        lines.append(f"  {change}")
-    return lines
-
-
-def _rollup_text(counts: PartitionCounts) -> str:
-    """`27 synced, 2 unsynced (2026-11-28, 2026-11-29), 1 never materialized (2026-11-30)`."""
-    unsynced = f"{len(counts.unsynced)} unsynced" + _keys_text(counts.unsynced)
-    missing = f"{len(counts.missing)} never materialized" + _keys_text(counts.missing)
-    return f"{counts.synced} synced, {unsynced}, {missing}"
-
-
-def _keys_text(keys: Sequence[str]) -> str:
-    return f" ({', '.join(_preview(list(keys), _SHOWN))})" if keys else ""
-
-
-def _preview(items: list[str], n: int) -> list[str]:
-    """The first `n` items, the last one followed by "… N more" when some were left out."""
-    if len(items) <= n:
-        return items
-    return [*items[: n - 1], f"{items[n - 1]} … {len(items) - n} more"]
 
 
 def _add_cause(node: Tree, cause: StaleCause) -> None:
@@ -224,10 +184,10 @@ def history(ctx: click.Context, asset: str, partition: str | None, limit: int, a
             e.run_id or "-",
             e.framework or "-",
             e.code_version or "-",
-            _short(str(e.data_version)) + (" (user)" if e.user_provided else ""),
+            short(str(e.data_version)) + (" (user)" if e.user_provided else ""),
         ]
         if with_parameters:
-            cells.append(_parameters_text(e.parameters) or "-")
+            cells.append(parameters_text(e.parameters) or "-")
         table.add_row(*(escape(c) for c in cells))
     _console().print(table)
 
@@ -269,83 +229,6 @@ def ui(ctx: click.Context, host: str, port: int, allow_hosts: tuple[str, ...]) -
     from .ui import serve  # type: ignore[import-not-found,unused-ignore]  # optional: insync[ui]
 
     serve(ctx.obj.get("database_url"), host=host, port=port, allow_hosts=allow_hosts)
-
-
-def status_to_json(s: AssetStatus) -> dict[str, Any]:
-    """Stable JSON for one status (used by `insync status --json`, `why --json` and the UI)."""
-    return {
-        "key": str(s.key),
-        "status": s.status.value,
-        "label": s.status.label,
-        "kind": s.kind,
-        "framework": s.framework,
-        "code_version": s.code_version,
-        "data_version": str(s.data_version),
-        "partition": s.partition,
-        "partitions": None if s.partitions is None else _counts_json(s.partitions),
-        "parameters": dict(s.parameters),
-        "causes": [_cause_json(c) for c in s.causes],
-        "root_causes": [_cause_json(c) for c in s.root_causes],
-        "upstream": [{"key": str(u.key), "status": u.status.value, "text": str(u)} for u in s.upstream],
-    }
-
-
-def _counts_json(counts: PartitionCounts) -> dict[str, Any]:
-    return {
-        "total": counts.total,
-        "synced": counts.synced,
-        "unsynced": list(counts.unsynced),
-        "missing": list(counts.missing),
-    }
-
-
-def _cause_json(c: StaleCause) -> dict[str, Any]:
-    return {
-        "key": str(c.key),
-        "partition": c.partition,
-        "category": c.category.value,
-        "reason": c.reason,
-        "dependency": None if c.dependency is None else str(c.dependency),
-        "dependency_partition": c.dependency_partition,
-        "text": str(c),
-        "children": [_cause_json(child) for child in c.children],
-    }
-
-
-def event_to_json(e: Event) -> dict[str, Any]:
-    """Stable JSON for one event (used by `insync history --json` and the UI)."""
-    return {
-        "id": e.id,
-        "key": str(e.key),
-        "partition": e.partition,
-        "kind": e.kind,
-        "timestamp": e.timestamp.isoformat(),
-        "run_id": e.run_id,
-        "framework": e.framework,
-        "code_version": e.code_version,
-        "data_version": str(e.data_version),
-        "user_provided": e.user_provided,
-        "metadata": dict(e.metadata),
-        "parameters": dict(e.parameters),
-        "inputs": [
-            {
-                "key": str(i.key),
-                "partition": i.partition,
-                "data_version": str(i.data_version),
-                "event_id": i.event_id,
-            }
-            for i in e.inputs
-        ],
-    }
-
-
-def _parameters_text(parameters: Sequence[tuple[str, str]]) -> str:
-    """`day=value:86f214…, region=value:1c0b2e…`: parameter names with shortened fingerprints."""
-    return ", ".join(f"{name}={_short(fingerprint)}" for name, fingerprint in parameters)
-
-
-def _short(version: str) -> str:
-    return version if len(version) <= 16 else version[:12] + "…"
 
 
 _console: Callable[[], Console] = Console

@@ -33,3 +33,12 @@ def test_core_imports_no_orchestrator() -> None:
         "print(bad); sys.exit(1 if bad else 0)"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_catalog_imports_neither_click_nor_rich() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, insync.core.ui; print(sorted({'click', 'rich'} & set(sys.modules)))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

@@ -6,13 +6,14 @@ static files, so it works offline.
 
 from __future__ import annotations
 
-try:
-    import starlette  # noqa: F401
-    import uvicorn  # noqa: F401
-except ImportError as exc:
-    raise ImportError(f"the insync asset catalog needs {exc.name}: pip install 'insync[ui]'") from exc
+import importlib.util
 
-from ._app import create_app
-from ._serve import serve
+# Checked without importing: uvicorn pulls in click, which the app itself never needs.
+for _needed in ("starlette", "uvicorn"):
+    if importlib.util.find_spec(_needed) is None:
+        raise ImportError(f"the insync asset catalog needs {_needed}: pip install 'insync[ui]'")
+
+from ._app import create_app  # noqa: E402 - after the check, so a missing extra says how to install it
+from ._serve import serve  # noqa: E402
 
 __all__ = ["create_app", "serve"]

@@ -43,7 +43,7 @@ from .. import (
     PartitionCounts,
     UnknownAssetError,
 )
-from ..cli import event_to_json, explain, status_to_json
+from .._render import event_to_json, explain, status_to_json
 
 __all__ = ["LOOPBACK_HOSTS", "STATIC_DIR", "create_app"]
 

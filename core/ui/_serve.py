@@ -8,8 +8,6 @@ import socket
 import sys
 from collections.abc import Iterable
 
-import uvicorn
-
 from .. import ConfigError, EventStore
 from ._app import LOOPBACK_HOSTS, _allowed_host, create_app
 
@@ -52,6 +50,8 @@ def serve(
                 )
             print(f"insync ui: {store} on http://{shown}:{port}/ (Ctrl-C to stop)", flush=True)
             # No websockets or lifespan: plain HTTP polling keeps the server dependency-light.
+            import uvicorn  # only when serving: it imports click
+
             config = uvicorn.Config(app, log_level="warning", lifespan="off", ws="none")
             uvicorn.Server(config).run(sockets=[sock])
         finally:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from _ui_seed import EXPECTED_LABELS, Served, seed
 from insync.core import AssetSpec, EventStore, StaleStatus
-from insync.core.cli import explain
+from insync.core._render import explain
 from playwright.sync_api import Page, expect
 
 FRAMEWORKS = {
