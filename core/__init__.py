@@ -39,7 +39,7 @@ from ._partitions import (
 )
 from ._settings import Settings, resolve_settings
 from ._step import Step, StepDecision
-from ._store import EventStore, Materialization
+from ._store import EventStore, Materialization, StepStore
 from ._versions import (
     INITIAL,
     NULL,
@@ -107,6 +107,7 @@ __all__ = [
     "StaticPartitions",
     "Step",
     "StepDecision",
+    "StepStore",
     "StoreError",
     "StoreUnavailable",
     "TimeWindowMapping",

@@ -10,7 +10,7 @@ from typing import Any
 from ._cache import NO_VALUE, ValueCache
 from ._fingerprint import fingerprint_parameters
 from ._model import AssetSpec, AssetStatus, Event, InputVersion, StaleStatus
-from ._store import EventStore
+from ._store import StepStore
 from ._versions import DataVersion
 
 __all__ = ["Step", "StepDecision"]
@@ -56,7 +56,7 @@ class Step:
 
     def __init__(
         self,
-        store: EventStore,
+        store: StepStore,
         spec: AssetSpec,
         *,
         run_id: str | None = None,
@@ -93,7 +93,7 @@ class Step:
         last value loads. A retry within the same run id whose inputs are unchanged also skips,
         so retries never record twice.
         """
-        status, inputs = self.store._step_view(self.spec, self.partition, self.parameters)
+        status, inputs = self.store.check_view(self.spec, self.partition, self.parameters)
         skip, reason, value = self._decide(status, needs_value=needs_value)
         self.decision = StepDecision(skip, status, reason, value, inputs)
         log.info("%s", self.decision.message)

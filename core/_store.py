@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final, TypeVar
+from typing import Any, Final, Protocol, TypeVar
 
 import pendulum
 import sqlalchemy as sa
@@ -52,7 +52,7 @@ from .errors import (
     UnknownAssetError,
 )
 
-__all__ = ["REGISTERED", "EventStore", "Materialization"]
+__all__ = ["REGISTERED", "EventStore", "Materialization", "StepStore"]
 
 log = logging.getLogger("insync")
 
@@ -89,6 +89,32 @@ class Materialization:
     partition: str | None = None
     parameters: tuple[tuple[str, str], ...] = ()  # (name, fingerprint): see fingerprint_parameters
     code_version: str | _Registered | None = REGISTERED
+
+
+class StepStore(Protocol):
+    """What `Step` needs of a store: the whole protocol of a versioned step is these two calls.
+
+    `EventStore` implements it; a store of your own (an HTTP client for a remote insync, a
+    fake in tests) can too.
+    """
+
+    def check_view(
+        self, spec: AssetSpec, partition: str | None = None, parameters: Sequence[tuple[str, str]] = ()
+    ) -> tuple[AssetStatus, tuple[InputVersion, ...]]: ...
+
+    def record_materialization(
+        self,
+        key: CoercibleToAssetKey,
+        *,
+        data_version: DataVersion | str | None = None,
+        run_id: str | None = None,
+        framework: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        inputs: Sequence[InputVersion] | None = None,
+        partition: str | None = None,
+        parameters: Sequence[tuple[str, str]] = (),
+        code_version: str | None | _Registered = REGISTERED,
+    ) -> Event: ...
 
 
 class EventStore:
@@ -835,17 +861,19 @@ class EventStore:
                         raise _unknown_error(conn, unknown)
             return compute_statuses(graph, wanted, with_upstream=upstream)
 
-    def _step_view(
+    def check_view(
         self,
         spec: AssetSpec,
         partition: str | None = None,
         parameters: Sequence[tuple[str, str]] = (),
     ) -> tuple[AssetStatus, tuple[InputVersion, ...]]:
-        """For a step's check: register `spec` if it changed, then the status of its partition
-        (with a PARAMETERS cause when `parameters` differ from the recorded ones) and the
-        snapshot of what it reads.
+        """What a step's check needs: register `spec` if it changed, then the status of its
+        partition (with a PARAMETERS cause when `parameters`, `(name, fingerprint)` pairs, differ
+        from the recorded ones) and the snapshot of what it reads, for its provenance.
 
         Two to four queries on the hot path, and no write when the definition is unchanged.
+
+        :raises InvalidPartitionKey: `partition` does not fit `spec`.
         """
         part = _partition_of(spec, partition, {}, reading=True, dynamic_ok=True)
         with self._read() as conn:
