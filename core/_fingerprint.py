@@ -142,8 +142,8 @@ def fingerprint_parameters(
         except ParameterError as exc:
             raise ParameterError(
                 f"parameter {name!r} of {what} cannot be fingerprinted ({exc}); if it does not change "
-                f"the result, ignore it (ignore=[{name!r}]), otherwise give a function: "
-                f"fingerprints={{{name!r}: lambda v: ...}}"
+                f"the result, ignore it (ignore_parameters=[{name!r}]), otherwise give a function: "
+                f"parameter_fingerprints={{{name!r}: lambda v: ...}}"
             ) from None
         out.append((name, version.value))
     return tuple(out)

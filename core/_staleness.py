@@ -578,17 +578,20 @@ def _status(spec: AssetSpec, graph: Graph) -> AssetStatus:
     missing: list[str] = []
     causes: list[StaleCause] = []
     newest: Materialized | None = None
-    for partition in graph.partition_keys(spec):
-        part = recorded.get(partition)
+    keys = graph.partition_keys(spec)
+    if spec.is_source:
+        synced = len(keys)
+        keys = []
+    get = recorded.get
+    newest_id = -1
+    for partition in keys:
+        part = get(partition)
         mat = part.materialization if part is not None else None
-        if spec.is_source:
-            synced += 1
-            continue
         if mat is None:
             missing.append(partition)
             continue
-        if newest is None or mat.event_id > newest.event_id:
-            newest = mat
+        if mat.event_id > newest_id:
+            newest, newest_id = mat, mat.event_id
         if mat.inputs is None and (code_version is None or code_version == mat.code_version):
             synced += 1  # the hot path: nothing moved, same code
             continue
