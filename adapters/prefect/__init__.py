@@ -3,6 +3,8 @@
 - `versioned(key, code_version=..., deps=...)` above `@task`/`@flow`/`@materialize`: each run is
   checked against the insync store when it starts; a FRESH asset ends in Prefect's `Cached`
   state with its last value, otherwise the function runs and the materialization is recorded.
+  Arguments that are not upstream asset values are parameters; `partition="day"` makes the
+  argument `day` name the partition a run computes (`.map()` backfills one per call).
 - `observation_flow({key: observe_fn})`: a deployable flow recording source observations and
   emitting `insync.source.changed` when a data version changes.
 - `source_changed_trigger(*keys)`: the deployment trigger that starts a downstream flow then.

@@ -12,9 +12,10 @@ from insync.core import (
     ConfigError,
     DataVersion,
     EventStore,
+    PartitionMapping,
+    PartitionsDefinition,
     Step,
     ValueCache,
-    resolve_code_version,
 )
 from prefect import Flow, Task
 from prefect.context import FlowRunContext
@@ -22,7 +23,7 @@ from prefect.logging import get_run_logger
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
 from prefect.states import Completed
 
-from ._binding import Binding
+from ._binding import Binding, make_binding
 from ._runtime import FRAMEWORK, open_store, open_value_cache
 from ._task import version_task
 
@@ -45,6 +46,11 @@ def versioned(
     force: bool = False,
     metadata: Mapping[str, Any] | None = None,
     lock_manager: LockManager | None = None,
+    ignore_parameters: Iterable[str] = (),
+    parameter_fingerprints: Mapping[str, Callable[[Any], Any]] | None = None,
+    partitions: PartitionsDefinition | None = None,
+    partition: str | None = None,
+    partition_mappings: Mapping[str | Sequence[str] | AssetKey, PartitionMapping] | None = None,
 ) -> Callable[[_T], _T]:
     """Declare that a Prefect `@task` or `@flow` materializes the asset `key`.
 
@@ -54,17 +60,32 @@ def versioned(
         @task
         def orders(raw): ...
 
-    Each run of a versioned task is checked when it starts: if the asset is FRESH (same code
-    version, same upstream data versions as its last materialization) the run ends in Prefect's
-    `Cached` state with the last value, without calling the function. Otherwise the function
-    runs and the materialization is recorded in the insync store.
+    Each run of a versioned task is checked when it starts: if the asset (or the partition the
+    run computes) is FRESH for this call (same code version, same upstream data versions, same
+    parameters as its last materialization) the run ends in Prefect's `Cached` state with the
+    last value, without calling the function. Otherwise the function runs and the
+    materialization is recorded in the insync store.
+
+    Everything the call reads counts. Arguments that are values of upstream versioned tasks are
+    dependencies (their data versions stand for them); every other argument (a flow parameter,
+    a literal, the result of an unversioned task) is a parameter, fingerprinted with
+    `insync.core.fingerprint_value`: `extract(day)` with another `day` runs again. A versioned
+    flow's own parameters are its parameters. Reads the code makes that insync cannot see
+    (`prefect.runtime`, `get_run_context()`, `os.environ`, the clock; found in the function and
+    the project code it calls) make every run execute, and the log line says which.
 
     :param key: the asset key, `"a/b"` or `["a", "b"]`.
     :param code_version: a version string, `"auto"` (hash of the function's source and of the
-        module-local helpers it calls) or None (unknown: always runs).
-    :param deps: upstream asset keys the function reads.
-    :param infer_deps: also depend on the versioned tasks whose results (or `wait_for`) feed
-        this task run, as Prefect's task graph reports them (tasks only, same process).
+        project code and constants it reaches, computed at the first run in each process) or
+        None (unknown: always runs).
+    :param deps: upstream asset keys the function reads. When given they are the deps: they win
+        over inference (and an argument that is the value of an unlisted versioned task is an
+        error). Deps across processes or flows (another flow's asset, a file another
+        orchestrator writes) must be declared here.
+    :param infer_deps: without `deps=`, depend on the versioned tasks whose results (or
+        `wait_for`) feed this task run, as Prefect's task graph reports them (tasks only, same
+        process). A dep once inferred and recorded stays, whatever the next call's shape: to
+        drop one, declare `deps=`.
     :param data_version: a function of the returned value giving its data version (e.g. a
         content fingerprint); by default the version is logical (code + input versions).
     :param store: insync store URL or store; default: `INSYNC_DATABASE_URL`, `INSYNC_HOME` or
@@ -79,11 +100,24 @@ def versioned(
         of the task then hold a SERIALIZABLE Prefect transaction on the cache key, so when two
         flow runs race on the asset one computes it and the other waits and ends Cached: one
         materialization instead of two equivalent ones.
+    :param ignore_parameters: names of arguments that do not change the result (a client, a
+        logger): not fingerprinted, not compared.
+    :param parameter_fingerprints: `{name: fn}`: `fn(value)` gives what is fingerprinted for an
+        argument `fingerprint_value` cannot read (or a `DataVersion`).
+    :param partition: the name of the argument whose value is the partition the run computes:
+        `str` as is, `date` as `YYYY-MM-DD`, `datetime` as the key of the time window it
+        starts. Each partition has its own records, status and Cached value; `.map()` over
+        the task computes one partition per mapped call.
+    :param partitions: the partitions of the asset (`TimeWindowPartitions`, `StaticPartitions`,
+        `DynamicPartitions`); with `partition=` alone, `DynamicPartitions(key)`: any key.
+    :param partition_mappings: `{dep: mapping}` for partitioned deps (e.g. `TimeWindowMapping`);
+        a dep named here is declared.
     :raises InvalidAssetKey: `key` or a dep is not a valid asset key.
     :raises InvalidCodeVersion: `code_version` is not a valid version or `"auto"` cannot read
         the source.
-    :raises ConfigError: bad option types or metadata that is not JSON, or the decorated object
-        is not a Prefect task/flow.
+    :raises ConfigError: bad option types or metadata that is not JSON, an option naming no
+        argument of the function, partitions without `partition=`, or the decorated object is
+        not a Prefect task/flow.
     """
     asset_key = AssetKey.parse(key)
     dep_keys = frozenset(AssetKey.parse(dep) for dep in _as_list(deps, "deps"))
@@ -104,9 +138,10 @@ def versioned(
 
     def decorate(obj: _T) -> _T:
         if isinstance(obj, (Task, Flow)):
-            binding = Binding(
-                key=asset_key,
-                code_version=resolve_code_version(code_version, obj.fn),
+            binding = make_binding(
+                asset_key,
+                obj.fn,
+                code_version=code_version,
                 deps=dep_keys,
                 infer_deps=infer_deps,
                 data_version=data_version,
@@ -114,8 +149,12 @@ def versioned(
                 value_cache=value_cache,
                 force=force,
                 metadata=metadata,
+                ignore_parameters=ignore_parameters,
+                parameter_fingerprints=parameter_fingerprints,
+                partitions=partitions,
+                partition=partition,
+                partition_mappings=partition_mappings,
             )
-            binding.spec(binding.deps)  # bad metadata fails here, not in the first run
             if isinstance(obj, Task):
                 return version_task(obj, binding, lock_manager)  # type: ignore[return-value]
             if lock_manager is not None:
@@ -154,16 +193,21 @@ def _version_flow(flow_obj: Flow[Any, Any], binding: Binding) -> Flow[Any, Any]:
         raise ConfigError(f"flow {flow_obj.name!r} is a generator; a versioned flow must return its value")
     fn = flow_obj.fn
 
-    def begin() -> Step:
+    def begin(args: tuple[Any, ...], kwargs: dict[str, Any]) -> Step:
         ctx = FlowRunContext.get()
         run_id = str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else None
+        code_version, unseen = binding.code.resolve()
+        bound = binding.signature.bind(*args, **kwargs)
+        bound.apply_defaults()
         step = Step(
             open_store(binding.store),
-            binding.spec(binding.deps),
+            binding.spec(binding.deps, code_version),
             run_id=run_id or uuid4().hex,
             framework=FRAMEWORK,
             cache=open_value_cache(binding.value_cache),
             force=binding.force or bool(PREFECT_TASKS_REFRESH_CACHE.value()),
+            unseen_inputs=unseen,
+            **binding.step_options(bound.arguments),
         )
         decision = step.check(needs_value=True)
         get_run_logger().info(decision.message)
@@ -179,7 +223,7 @@ def _version_flow(flow_obj: Flow[Any, Any], binding: Binding) -> Flow[Any, Any]:
 
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
-            step = begin()
+            step = begin(args, kwargs)
             if step.decision is not None and step.decision.skip:
                 return _cached_state(step.decision.value, step.decision.message)
             value = await fn(*args, **kwargs)
@@ -191,7 +235,7 @@ def _version_flow(flow_obj: Flow[Any, Any], binding: Binding) -> Flow[Any, Any]:
 
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
-            step = begin()
+            step = begin(args, kwargs)
             if step.decision is not None and step.decision.skip:
                 return _cached_state(step.decision.value, step.decision.message)
             value = fn(*args, **kwargs)

@@ -107,31 +107,47 @@ def close_all() -> None:
         _caches.clear()
 
 
-def upstream_keys(task_inputs: Mapping[str, Iterable[Any]]) -> set[AssetKey]:
-    """Asset keys of the versioned task runs whose results (or `wait_for`) feed a task run."""
+def upstream_keys(task_inputs: Mapping[str, Iterable[Any]]) -> tuple[set[AssetKey], dict[str, set[AssetKey]]]:
+    """What the versioned task runs feeding a task run tell: their asset keys, and which
+    arguments are their values (with the assets each came from).
+
+    An argument is an upstream value when every task run it came from is a versioned task run of
+    this process; one that also carries the result of an unversioned task is a parameter (its
+    value is all insync can see of it). `wait_for` and parents order runs, they are no arguments.
+    """
     found: set[AssetKey] = set()
-    for refs in task_inputs.values():
-        for ref in refs:
-            if getattr(ref, "input_type", None) != "task_run":
-                continue
-            key = ASSET_BY_TASK_RUN.get(ref.id)
-            if key is not None:
-                found.add(key)
-    return found
+    from_upstream: dict[str, set[AssetKey]] = {}
+    for name, refs in task_inputs.items():
+        runs = [ref for ref in refs if getattr(ref, "input_type", None) == "task_run"]
+        keys = [ASSET_BY_TASK_RUN.get(ref.id) for ref in runs]
+        known = {k for k in keys if k is not None}
+        found |= known
+        if runs and None not in keys and name not in ("wait_for", "__parents__"):
+            from_upstream[name] = known
+    return found, from_upstream
 
 
-def cache_key(key: AssetKey, code_version: str | None, inputs: Iterable[InputVersion]) -> str:
-    """Prefect result-store key: the asset, its code version and its inputs' data versions.
+def cache_key(
+    key: AssetKey,
+    code_version: str | None,
+    inputs: Iterable[InputVersion],
+    partition: str | None = None,
+    parameters: Iterable[tuple[str, str]] = (),
+) -> str:
+    """Prefect result-store key: the asset and partition, its code version, its inputs' data
+    versions and its parameters' fingerprints.
 
-    Never the argument values: two runs whose upstream data versions agree share the key even
-    if Prefect hands the task different Python objects, and an upstream change or a helper edit
-    (under `auto`) changes it. JSON of nested lists is injective, so distinct inputs never
-    share a key.
+    Never the upstream values themselves: two runs whose upstream data versions agree share the
+    key even if Prefect hands the task different Python objects, and an upstream change or a
+    helper edit (under `auto`) changes it. JSON of nested lists is injective, so distinct inputs
+    never share a key.
     """
     fields = [
         str(key),
+        partition,
         code_version,
-        sorted([str(item.key), str(item.data_version)] for item in inputs),
+        sorted([str(item.key), item.partition or "", str(item.data_version)] for item in inputs),
+        sorted([name, fingerprint] for name, fingerprint in parameters),
     ]
     digest = hashlib.sha256(json.dumps(fields, separators=(",", ":")).encode()).hexdigest()
     return f"insync-{digest}"

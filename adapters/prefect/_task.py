@@ -15,11 +15,22 @@ import functools
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from insync.core import NO_VALUE, ConfigError, Step
+import pendulum
+from insync.core import (
+    NO_VALUE,
+    AssetKey,
+    ConfigError,
+    SerializationError,
+    StaleCauseCategory,
+    Step,
+    StepDecision,
+)
 from prefect.cache_policies import CachePolicy
 from prefect.context import AssetContext, TaskRunContext
+from prefect.exceptions import SerializationError as PrefectSerializationError
 from prefect.logging import get_run_logger
 from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
+from prefect.transactions import get_transaction
 
 from ._binding import Binding
 from ._runtime import (
@@ -53,6 +64,13 @@ class _Pending:
 _PENDING: BoundedMap[UUID, _Pending | BaseException] = BoundedMap(limit=16_384)
 
 
+# (store URL, asset key) -> the deps inferred for the asset in this process so far. Inference
+# sees only the call at hand: a value Prefect cannot track (a small int) or another call shape
+# would drop a dep the user never removed. An inferred dep stays (here, and through the
+# recorded provenance across processes); `deps=[...]` declares the set when one must go.
+_INFERRED: BoundedMap[tuple[str, AssetKey], frozenset[AssetKey]] = BoundedMap(limit=16_384)
+
+
 def _refresh_requested(task: Task[Any, Any]) -> bool:
     """Prefect's own force switches: `refresh_cache=True` on the task or the global setting."""
     if task.refresh_cache is not None:
@@ -60,11 +78,23 @@ def _refresh_requested(task: Task[Any, Any]) -> bool:
     return bool(PREFECT_TASKS_REFRESH_CACHE.value())
 
 
+def _removed_deps(decision: StepDecision) -> set[AssetKey]:
+    return {
+        cause.dependency
+        for cause in decision.status.causes
+        if cause.category is StaleCauseCategory.DEPENDENCIES
+        and cause.reason.startswith("removed dependency on ")
+        and cause.dependency is not None
+        and cause.dependency_partition is None
+    }
+
+
 @dataclass
 class InsyncCachePolicy(CachePolicy):
-    """A cache key made of the asset's code version and its inputs' data versions.
+    """A cache key made of the asset, its partition, its code version, its inputs' data versions
+    and its parameters' fingerprints.
 
-    The key is computed from the insync store, never from the Python argument values.
+    The key is computed from the insync store and the fingerprints, never from upstream values.
     """
 
     binding: Binding | None = field(default=None)
@@ -80,38 +110,72 @@ class InsyncCachePolicy(CachePolicy):
             return None
         task_run = task_ctx.task_run
         try:
-            return self._decide(self.binding, task_ctx)
+            return self._decide(self.binding, task_ctx, inputs)
         except Exception as exc:
             # Prefect would log and run the task uncached; the wrapper re-raises instead, so a
-            # store outage or a cycle fails the task with insync's own message.
+            # store outage, a cycle or an unfingerprintable parameter fails the task with
+            # insync's own message.
             _PENDING.put(task_run.id, exc)
             return None
 
     @staticmethod
-    def _decide(binding: Binding, task_ctx: TaskRunContext) -> str:
+    def _decide(binding: Binding, task_ctx: TaskRunContext, inputs: dict[str, Any]) -> str:
         task_run = task_ctx.task_run
         ASSET_BY_TASK_RUN.put(task_run.id, binding.key)
-        deps = set(binding.deps)
-        if binding.infer_deps:
-            deps |= upstream_keys(task_run.task_inputs)
-            deps.discard(binding.key)
+        code_version, unseen = binding.code.resolve()
+        inferred, from_upstream = upstream_keys(task_run.task_inputs)
+        inferred.discard(binding.key)
         store = open_store(binding.store)
+        learned_key = (str(store.url), binding.key)
+        if binding.declared_deps:
+            deps = set(binding.deps)
+            for name, keys in sorted(from_upstream.items()):
+                missing = sorted(keys - deps - {binding.key})
+                if missing:
+                    raise ConfigError(
+                        f"argument {name!r} of {task_ctx.task.name!r} is the value of "
+                        f"{', '.join(map(str, missing))}, which deps=[...] of {binding.key} does not "
+                        f"list; add {', '.join(repr(str(k)) for k in missing)} to deps (declared "
+                        f"deps replace inferred ones)"
+                    )
+        else:
+            deps = inferred | (_INFERRED.get(learned_key) or frozenset())
+        # Arguments that are another partition's value of this same asset are parameters.
+        upstream = [name for name, keys in from_upstream.items() if binding.key not in keys]
+        options = binding.step_options(binding.call_values(inputs), upstream)
         refresh = _refresh_requested(task_ctx.task)
-        step = Step(
-            store,
-            binding.spec(deps),
-            run_id=str(task_run.flow_run_id or task_run.id),
-            framework=FRAMEWORK,
-            cache=binding.value_cache,
-            force=binding.force or refresh,
-        )
-        decision = step.check(needs_value=binding.value_cache is not None)
+        needs_value = binding.value_cache is not None
+
+        def check(deps: set[AssetKey]) -> Step:
+            step = Step(
+                store,
+                binding.spec(deps, code_version),
+                run_id=str(task_run.flow_run_id or task_run.id),
+                framework=FRAMEWORK,
+                cache=binding.value_cache,
+                force=binding.force or refresh,
+                unseen_inputs=unseen,
+                **options,
+            )
+            step.check(needs_value=needs_value)
+            return step
+
+        step = check(deps)
+        assert step.decision is not None
+        if not binding.declared_deps:
+            removed = _removed_deps(step.decision)
+            if removed:  # the call shape hid a dep recorded before: keep it, ask again
+                deps |= removed
+                step = check(deps)
+            _INFERRED.put(learned_key, frozenset(deps))
+        decision = step.decision
+        assert decision is not None
         get_run_logger().info(decision.message)
         result_store = task_ctx.result_store
-        fresh_key = cache_key(binding.key, binding.code_version, decision.inputs)
+        fresh_key = cache_key(binding.key, code_version, decision.inputs, step.partition, step.parameters)
         if decision.skip:
-            latest = store.latest_event(binding.key, kind="materialization")
-            recorded = latest.metadata.get(CACHE_KEY_FIELD) if latest is not None else None
+            latest = store.history(binding.key, limit=1, kind="materialization", partition=step.partition)
+            recorded = latest[0].metadata.get(CACHE_KEY_FIELD) if latest else None
             key = recorded if isinstance(recorded, str) else fresh_key
             if binding.value_cache is not None:
                 if not result_store.exists(key):
@@ -131,6 +195,71 @@ class InsyncCachePolicy(CachePolicy):
         # the wrapper records the new materialization.
         _PENDING.put(task_run.id, _Pending(step, key))
         return key
+
+
+def _persist_error(task_name: str, key: AssetKey, value: Any, exc: Exception) -> SerializationError:
+    if isinstance(exc, PrefectSerializationError):
+        return SerializationError(
+            f"task {task_name!r} returned a {type(value).__module__}.{type(value).__qualname__} that "
+            f"Prefect cannot serialize ({exc}); nothing was recorded for {key}. Return a value the "
+            f"result serializer can write (plain data, a DataFrame), or set "
+            f"@task(result_serializer=...) to one that can"
+        )
+    return SerializationError(
+        f"Prefect's result storage cannot be written for task {task_name!r} "
+        f"({type(exc).__name__}: {exc}); nothing was recorded for {key}. A Cached run needs the "
+        f"value there: fix PREFECT_LOCAL_STORAGE_PATH or the task's result_storage"
+    )
+
+
+def _expiration(task: Task[Any, Any] | None) -> Any:
+    if task is None or task.cache_expiration is None:
+        return None
+    return pendulum.now("UTC") + task.cache_expiration
+
+
+def _persist(task_name: str, binding: Binding, pending: _Pending, value: Any) -> Any:
+    """Write the value where Prefect's cache hit will read it, before anything is recorded.
+
+    Prefect writes results when the task's transaction commits, after the function returned,
+    and only logs a failure there: insync would then hold a materialization whose value exists
+    nowhere, say FRESH and run the task again on every run. So the value is written here, where
+    a failure still fails the task, and the commit is told the record is written.
+    """
+    ctx = TaskRunContext.get()
+    txn = get_transaction()
+    assert ctx is not None  # checked by `_claim`
+    try:
+        ctx.result_store.write(
+            obj=value, key=pending.key, expiration=_expiration(ctx.task), holder=_holder(txn)
+        )
+    except Exception as exc:
+        raise _persist_error(task_name, binding.key, value, exc) from exc
+    return txn
+
+
+async def _apersist(task_name: str, binding: Binding, pending: _Pending, value: Any) -> Any:
+    ctx = TaskRunContext.get()
+    txn = get_transaction()
+    assert ctx is not None  # checked by `_claim`
+    try:
+        await ctx.result_store.awrite(
+            obj=value, key=pending.key, expiration=_expiration(ctx.task), holder=_holder(txn)
+        )
+    except Exception as exc:
+        raise _persist_error(task_name, binding.key, value, exc) from exc
+    return txn
+
+
+def _holder(txn: Any) -> str | None:
+    # The transaction's lock holder (a SERIALIZABLE transaction holds the key's lock).
+    holder = getattr(txn, "_holder", None)
+    return holder if isinstance(holder, str) else None
+
+
+def _written(txn: Any, pending: _Pending) -> None:
+    if txn is not None and getattr(txn, "key", None) == pending.key:
+        txn.write_on_commit = False
 
 
 def _record(binding: Binding, pending: _Pending, value: Any) -> None:
@@ -171,6 +300,15 @@ def _claim(task_name: str) -> _Pending:
         raise ConfigError(
             f"versioned task {task_name!r} ran without insync's cache policy (was `cache_policy` "
             f"replaced with `.with_options`?); keep the policy set by `versioned`"
+        )
+    decision = pending.step.decision
+    if decision is not None and decision.skip:
+        # In sync, but Prefect found no record under the key (storage cleared, expired or not
+        # shared between workers): the function runs, and its new materialization is recorded.
+        get_run_logger().info(
+            "run %s: %s, its value is missing from Prefect's result storage",
+            decision.status.label,
+            decision.status.status.value,
         )
     return pending
 
@@ -213,7 +351,9 @@ def version_task(
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             pending = _claim(name)
             value = await fn(*args, **kwargs)
+            txn = await _apersist(name, binding, pending, value)
             _record(binding, pending, value)
+            _written(txn, pending)
             return value
 
         wrapper: Any = run_async
@@ -223,7 +363,9 @@ def version_task(
         def run(*args: Any, **kwargs: Any) -> Any:
             pending = _claim(name)
             value = fn(*args, **kwargs)
+            txn = _persist(name, binding, pending, value)
             _record(binding, pending, value)
+            _written(txn, pending)
             return value
 
         wrapper = run

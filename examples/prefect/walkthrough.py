@@ -33,7 +33,12 @@ ORDERS = "date,customer,amount\n2026-11-01,ada,12.50\n2026-11-01,bob,7.00\n2026-
 
 
 def orders_csv() -> Path:
-    """Where the source file is: read at run time, so deployments can point elsewhere."""
+    """Where the source file is: read at run time, so deployments can point elsewhere.
+
+    The flow reads it and passes it to `staged_orders` as an argument: a parameter insync sees.
+    Read inside the task, the environment variable would be an input insync cannot see, and the
+    task would run every time.
+    """
     return Path(os.environ.get("WALKTHROUGH_ORDERS_CSV", "orders.csv")).resolve()
 
 
@@ -45,8 +50,8 @@ def cents(amount: str) -> int:
 
 @versioned("staging/orders", code_version="auto", deps=[SOURCE_KEY], data_version=fingerprint_value)
 @task
-def staged_orders() -> list[dict[str, Any]]:
-    with orders_csv().open(newline="") as handle:
+def staged_orders(path: Path) -> list[dict[str, Any]]:
+    with path.open(newline="") as handle:
         return [
             {"date": row["date"], "customer": row["customer"], "cents": cents(row["amount"])}
             for row in csv.DictReader(handle)
@@ -77,7 +82,7 @@ def report(totals: dict[str, int], days: dict[str, str]) -> list[str]:
 @flow(name="orders-walkthrough")
 def pipeline() -> dict[str, Any]:
     """Run every asset; return the report and each task run's final state name."""
-    staged = staged_orders.submit()
+    staged = staged_orders.submit(orders_csv())
     totals = daily_totals.submit(staged)
     days = calendar.submit()
     lines = report.submit(totals, days)

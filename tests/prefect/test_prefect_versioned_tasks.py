@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 from insync.adapters.prefect import versioned
 from insync.core import (
+    ConfigError,
     EventStore,
     StaleStatus,
     ValueCache,
@@ -242,7 +243,7 @@ def test_failed_task_records_nothing_and_retries_record_once(run_flow: Any) -> N
         assert len(store.history("analytics/flaky")) == 1
 
 
-def test_futures_and_wait_for_are_inferred_deps(run_flow: Any) -> None:
+def test_futures_and_wait_for_are_inferred_deps_and_declared_deps_win(run_flow: Any) -> None:
     @versioned("raw/a", code_version="v1")
     @task
     def a() -> int:
@@ -253,21 +254,42 @@ def test_futures_and_wait_for_are_inferred_deps(run_flow: Any) -> None:
     def b() -> int:
         return 2
 
-    @versioned("analytics/ab", code_version="v1", deps=["raw/explicit"])
+    @versioned("analytics/ab", code_version="v1")
     @task
     def ab(x: int) -> int:
         return x + 1
 
+    # Declared deps are the deps: `wait_for` on raw/b adds nothing.
+    @versioned("analytics/declared", code_version="v1", deps=["raw/a", "raw/explicit"])
+    @task
+    def declared(x: int) -> int:
+        return x + 2
+
+    @versioned("analytics/undeclared", code_version="v1", deps=["raw/explicit"])
+    @task
+    def undeclared(x: int) -> int:
+        return x + 3
+
     @flow
-    def pipeline() -> int:
+    def pipeline() -> tuple[int, int]:
         fa = a.submit()
         fb = b.submit()
-        return ab.submit(fa, wait_for=[fb]).result()
+        return ab.submit(fa, wait_for=[fb]).result(), declared.submit(fa, wait_for=[fb]).result()
 
-    assert run_flow(pipeline, tasks=3)[0] == 2
+    @flow
+    def wrong() -> int:
+        return undeclared.submit(a.submit()).result()
+
+    assert run_flow(pipeline, tasks=4)[0] == (2, 3)
     with EventStore() as store:
-        deps = store.definitions()[next(k for k in store.definitions() if str(k) == "analytics/ab")]
-        assert sorted(map(str, deps.deps)) == ["raw/a", "raw/b", "raw/explicit"]
+        deps = {str(k): sorted(map(str, s.deps)) for k, s in store.definitions().items()}
+    assert deps["analytics/ab"] == ["raw/a", "raw/b"]
+    assert deps["analytics/declared"] == ["raw/a", "raw/explicit"]
+    # The value of a versioned task the declared deps leave out is refused, naming the fix.
+    error, states = run_flow(wrong, tasks=2, expect="Failed")
+    assert states == {"a": "Cached", "undeclared": "Failed"}
+    assert isinstance(error, ConfigError)
+    assert "add 'raw/a' to deps" in str(error)
 
 
 def test_insync_value_cache_refills_a_cleared_prefect_result_store(run_flow: Any, tmp_path: Path) -> None:
