@@ -9,6 +9,11 @@ run 3 forces every task to run again (check + record + value cache write: the st
 Each task instance reports what insync added to it (`overhead_ms` in its `insync` XCom
 marker: everything in the wrapper except the user's code).
 Prints the median and 90th percentile per store.
+
+Then a backfill (`--days N`, SQLite): a daily DAG with 3 tasks, each versioned with daily
+partitions, run with `dag.test(logical_date=...)` for N days (first pass), again (every task
+skips: the per-partition skip overhead), and again with one day's run conf changed (that day
+recomputes); against the same DAG without insync run over the same N days (a plain re-run).
 """
 
 from __future__ import annotations
@@ -76,6 +81,78 @@ def _measure(dags: Path, tasks: int, label: str, store_url: str) -> dict[str, li
     return results
 
 
+BACKFILL_TEMPLATE = """
+from airflow.sdk import dag, task
+from insync.adapters.airflow import versioned
+from insync.core import TimeWindowPartitions
+
+DAILY = TimeWindowPartitions("daily", start="2024-12-01")
+
+def maybe(fn):
+    return versioned(code_version="v1", partitions=DAILY)(fn) if {versioned} else fn
+
+@dag(dag_id="{dag_id}", schedule="@daily", catchup=False, params={{"scale": 1}})
+def backfill():
+    @task
+    @maybe
+    def extract(ds=None, params=None):
+        return int(ds[-2:]) * params["scale"]
+
+    @task
+    @maybe
+    def transform(value):
+        return value * 2
+
+    @task
+    @maybe
+    def load(value):
+        return value + 1
+
+    load(transform(extract()))
+
+backfill()
+"""
+
+
+def _backfill(dags: Path, days: int) -> None:
+    import time
+
+    import pendulum
+    from airflow.dag_processing.dagbag import DagBag
+
+    os.environ["INSYNC_DATABASE_URL"] = f"sqlite:///{dags.parent / 'backfill.db'}"
+    dates = [pendulum.datetime(2025, 1, 1, tz="UTC").add(days=i) for i in range(days)]
+    changed = dates[len(dates) // 2]
+    timings: dict[str, float] = {}
+    skips: list[float] = []
+    for label, versioned in (("plain", False), ("insync", True)):
+        dag_id = f"backfill_{label}"
+        path = dags / f"{dag_id}.py"
+        path.write_text(BACKFILL_TEMPLATE.format(dag_id=dag_id, versioned=versioned))
+        dag = DagBag(dag_folder=str(path)).get_dag(dag_id)
+        dag.test(logical_date=pendulum.datetime(2024, 12, 31, tz="UTC"))  # warm-up, not timed
+        passes = ("first", "again", "one day changed") if versioned else ("plain re-run",)
+        for phase in passes:
+            started = time.perf_counter()
+            for day in dates:
+                conf = {"scale": 2} if phase == "one day changed" and day == changed else None
+                run = dag.test(logical_date=day, run_conf=conf)
+                if phase == "again":
+                    skips += _overheads(dag_id, run.run_id)
+            timings[phase] = time.perf_counter() - started
+        path.unlink()
+    print(f"\nBackfill of {days} days, 3 tasks per day (`dag.test(logical_date=...)` per day)\n")
+    print("| pass | seconds | per day |")
+    print("|---|---|---|")
+    for phase, seconds in timings.items():
+        print(f"| {phase} | {seconds:.1f} | {seconds / days:.2f} |")
+    skips.sort()
+    print(
+        f"\nper-partition skip overhead: median {statistics.median(skips):.2f} ms, "
+        f"p90 {skips[int(len(skips) * 0.9)]:.2f} ms over {len(skips)} task instances"
+    )
+
+
 PHASES = (
     ("first run (register + check + record)", None),
     ("skip (check + cached value read)", None),
@@ -95,6 +172,8 @@ def _report(label: str, results: dict[str, list[float]]) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--tasks", type=int, default=30)
+    parser.add_argument("--days", type=int, default=30, help="backfill days (0: skip)")
+    parser.add_argument("--backfill-only", action="store_true", help="only the backfill benchmark")
     parser.add_argument(
         "--postgres",
         default=os.environ.get(
@@ -125,6 +204,10 @@ def main(argv: list[str] | None = None) -> None:
         from airflow.utils.db import upgradedb
 
         upgradedb()
+        if args.days:
+            _backfill(dags, args.days)
+        if args.backfill_only:
+            return
         sqlite = _measure(dags, args.tasks, "sqlite", f"sqlite:///{work / 'insync.db'}")
         postgres: dict[str, list[float]] = {}
         try:

@@ -5,7 +5,8 @@ emit Airflow asset events, plus a sensor and an event trigger that observe sourc
 - ``versioned_operator``: wraps any operator instance (or ``X.partial(...).expand(...)``);
 - ``InsyncObservationSensor`` / ``InsyncObservationTrigger``: source observation;
 - ``insync.adapters.airflow.policy``: cluster policy versioning tasks by Asset ``extra``;
-- ``insync.adapters.airflow.observe``: ready-made observe functions (file, directory, SQL).
+- ``insync.adapters.airflow.observe``: ready-made observe functions (file, directory, SQL);
+- ``insync airflow plan DAG_ID`` (``insync.adapters.airflow.cli``): what would run, and why.
 """
 
 from __future__ import annotations

@@ -10,7 +10,8 @@ Key rules (documented in examples/airflow/README.md):
   ``Asset("file:///data/x.csv")`` -> ``file/data/x.csv``;
 - else ``dag_id/task_id`` (a task in a TaskGroup keeps its dotted id: ``etl/group.load``).
 
-A mapped task's asset is partitioned by map index: map index 3 of ``etl/load`` is ``etl/load/3``.
+A mapped task is one asset whose partitions are its map indexes: map index 3 of ``etl/load`` is
+partition ``3`` of ``etl/load`` (a ``DynamicPartitions`` named after the key).
 """
 
 from __future__ import annotations
@@ -19,7 +20,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from insync.core import AssetKey, ConfigError, DataVersion, InvalidAssetKey
+from insync.core import (
+    AssetKey,
+    ConfigError,
+    DataVersion,
+    InvalidAssetKey,
+    PartitionMapping,
+    PartitionsDefinition,
+)
 
 if TYPE_CHECKING:
     from airflow.sdk.definitions.asset import Asset
@@ -53,6 +61,16 @@ class VersionSettings:
     store: str | None = None
     cache: str | None = None
     kind: Literal["materializable", "observable"] = "materializable"
+    #: Partitions of the task's asset; ``partition`` names the run's one (a Jinja template
+    #: rendered with the task context, or a function ``context -> key``), else see
+    #: ``_inputs.partition_of``.
+    partitions: PartitionsDefinition | None = None
+    partition: str | Callable[[Any], str] | None = None
+    partition_mappings: tuple[tuple[str, PartitionMapping], ...] = ()
+    #: Parameters (function arguments, context values, rendered templated fields) that do not
+    #: change the result, and functions turning a parameter into something fingerprintable.
+    ignore_parameters: tuple[str, ...] = ()
+    parameter_fingerprints: tuple[tuple[str, Callable[[Any], Any]], ...] = ()
     #: For ``code_version="auto"`` on an operator without a Python callable: the operator's
     #: class and raw (unrendered) templated fields, captured when the task was wrapped.
     auto_source: str | None = field(default=None, compare=False)
@@ -72,6 +90,27 @@ class VersionSettings:
                 f"code_version= must be a string such as 'v1' or 'auto', or None, "
                 f"not {type(self.code_version).__name__}"
             )
+        if self.partition is not None and self.partitions is None:
+            raise ConfigError(
+                "partition= names a partition, but the asset has no partitions=; declare them, "
+                "e.g. partitions=StaticPartitions(['eu', 'us']), or drop partition="
+            )
+        if self.partition is not None and not (
+            isinstance(self.partition, str) or callable(self.partition)
+        ):
+            raise ConfigError(
+                f"partition= must be a template such as '{{{{ params.region }}}}' or a function "
+                f"context -> key, not {type(self.partition).__name__}"
+            )
+        for name in self.ignore_parameters:
+            if not isinstance(name, str):
+                raise ConfigError(f"ignore_parameters= lists names, not {name!r}")
+        for name, fn in self.parameter_fingerprints:
+            if not callable(fn):
+                raise ConfigError(
+                    f"parameter_fingerprints[{name!r}] must be a function value -> fingerprintable "
+                    f"value, not {type(fn).__name__}"
+                )
 
 
 def _parse_key(value: str | Sequence[str] | AssetKey, *, what: str) -> AssetKey:
@@ -124,8 +163,8 @@ def _outlet_assets(task: Any) -> list[Asset]:
     return [o for o in (getattr(task, "outlets", None) or ()) if isinstance(o, Asset)]
 
 
-def asset_key_for(task: Any, settings: VersionSettings, *, map_index: int | None = None) -> AssetKey:
-    """The insync key of a task (plus ``/<map_index>`` for a mapped task instance).
+def asset_key_for(task: Any, settings: VersionSettings) -> AssetKey:
+    """The insync key of a task (a mapped task's instances are partitions of this one key).
 
     :raises ConfigError: the task has several outlet Assets and no ``key=`` says which one.
     :raises InvalidAssetKey: the derived key is malformed.
@@ -148,8 +187,6 @@ def asset_key_for(task: Any, settings: VersionSettings, *, map_index: int | None
             )
         else:
             key = AssetKey([task.dag_id, task.task_id])
-    if map_index is not None and map_index >= 0:
-        key = AssetKey([*key.parts, str(map_index)])
     return key
 
 
@@ -190,8 +227,8 @@ def _inlet_keys(task: Any) -> Iterable[AssetKey]:
 def deps_for(task: Any, settings: VersionSettings) -> tuple[AssetKey, ...]:
     """Explicit ``deps=``; else the task's inlets plus the keys of its versioned upstream tasks.
 
-    A mapped upstream task is not added (its partitions are only known at run time): declare it
-    with ``deps=`` if it matters.
+    A mapped upstream task is not added (its map indexes are only known at run time); what it
+    hands this task is a parameter instead (the data versions of its map indexes in the run).
     """
     if settings.deps is not None:
         return tuple(dict.fromkeys(_parse_key(d, what="deps=") for d in settings.deps))
@@ -199,7 +236,7 @@ def deps_for(task: Any, settings: VersionSettings) -> tuple[AssetKey, ...]:
     dag = getattr(task, "dag", None)
     for upstream_id in sorted(getattr(task, "upstream_task_ids", ()) or ()):
         upstream = dag.task_dict.get(upstream_id) if dag is not None else None
-        if upstream is None or _is_mapped(upstream):
+        if upstream is None or is_mapped(upstream):
             continue
         upstream_settings = settings_of(upstream)
         if upstream_settings is not None:
@@ -207,7 +244,8 @@ def deps_for(task: Any, settings: VersionSettings) -> tuple[AssetKey, ...]:
     return tuple(dict.fromkeys(keys))
 
 
-def _is_mapped(task: Any) -> bool:
+def is_mapped(task: Any) -> bool:
+    """Whether ``task`` is the DAG's mapped operator (``.partial().expand()``, ``.expand()``)."""
     from airflow.sdk.definitions.mappedoperator import MappedOperator
 
     return isinstance(task, MappedOperator)

@@ -28,18 +28,27 @@ from insync.core import (
     ConfigError,
     DataVersion,
     EventStore,
+    InvalidCodeVersion,
+    PartitionsDefinition,
     Step,
     ValueCache,
-    code_version_of,
     resolve_code_version,
 )
 
+from ._inputs import code_analysis, partition_of, task_inputs
 from ._keys import VersionSettings, asset_key_for, deps_for
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-__all__ = ["FRAMEWORK", "XCOM_MARKER_KEY", "run_id_of", "run_versioned"]
+__all__ = [
+    "FRAMEWORK",
+    "XCOM_MARKER_KEY",
+    "code_version_and_unseen",
+    "run_id_of",
+    "run_versioned",
+    "spec_for",
+]
 
 log = logging.getLogger("insync.airflow")
 
@@ -74,15 +83,51 @@ def auto_source_of_operator(task: Any) -> str:
     return repr((f"{cls.__module__}.{cls.__qualname__}", sorted(fields.items())))
 
 
-def _code_version(settings: VersionSettings, task: Any, fn: Callable[..., Any] | None) -> str | None:
-    if settings.code_version != "auto":
-        return resolve_code_version(settings.code_version)
+def code_version_and_unseen(
+    settings: VersionSettings, task: Any, fn: Callable[..., Any] | None
+) -> tuple[str | None, tuple[str, ...]]:
+    """The task's code version and the unseen reads found in its Python callable.
+
+    A Python callable is analyzed (lazily, once per process) even under an explicit version:
+    ``code_version="v1"`` vouches for the code, not for what it reads at run time.
+
+    :raises InvalidCodeVersion: ``"auto"`` on a callable whose source cannot be read.
+    """
     if fn is None:
         fn = getattr(task, "python_callable", None)
+    if settings.code_version != "auto":
+        version = resolve_code_version(settings.code_version)
+        if fn is None:
+            return version, ()
+        try:
+            return version, code_analysis(fn).unseen_reads
+        except InvalidCodeVersion:
+            return version, ()
     if fn is not None:
-        return code_version_of(fn)
+        analysis = code_analysis(fn)
+        return analysis.version, analysis.unseen_reads
     source = settings.auto_source or auto_source_of_operator(task)
-    return "auto:" + hashlib.sha256(source.encode()).hexdigest()[:32]
+    return "auto:" + hashlib.sha256(source.encode()).hexdigest()[:32], ()
+
+
+def spec_for(
+    task: Any,
+    settings: VersionSettings,
+    *,
+    code_version: str | None,
+    partitions: PartitionsDefinition | None,
+) -> AssetSpec:
+    """The asset spec of a versioned task (shared by the worker and ``insync airflow plan``)."""
+    key = asset_key_for(task, settings)
+    return AssetSpec(
+        key,
+        code_version=code_version,
+        deps=deps_for(task, settings),
+        framework=FRAMEWORK,
+        metadata={"dag_id": task.dag_id, "task_id": task.task_id},
+        partitions=partitions,
+        partition_mappings=dict(settings.partition_mappings) or None,
+    )
 
 
 def _forced(context: Context, key: AssetKey) -> bool:
@@ -103,19 +148,33 @@ def _forced(context: Context, key: AssetKey) -> bool:
 
 
 def _annotate_outlets(
-    context: Context, key: AssetKey, code_version: str | None, data_version: DataVersion
+    context: Context,
+    key: AssetKey,
+    code_version: str | None,
+    data_version: DataVersion,
+    partition: str | None,
 ) -> None:
-    """Put the versions into the extra of the Airflow asset event(s) of the task's outlets."""
+    """Put the versions into the extra of the Airflow asset event(s) of the task's outlets; a
+    partitioned task's event carries its partition key (Airflow 3.2+ asset partitions). A map
+    index stays in the extra only: as an Airflow partition key it would start a partitioned
+    downstream DAG run per index."""
     from airflow.sdk import Asset
 
-    extra = {
+    map_index = getattr(context["ti"], "map_index", None)
+    mapped = map_index is not None and map_index >= 0
+    extra: dict[str, Any] = {
         "insync_key": str(key),
         "code_version": code_version,
         "data_version": str(data_version),
     }
+    if partition is not None:
+        extra["partition"] = partition
     for outlet in getattr(context["task"], "outlets", None) or ():
         if isinstance(outlet, Asset):
-            context["outlet_events"][outlet].extra.update(extra)
+            accessor = context["outlet_events"][outlet]
+            accessor.extra.update(extra)
+            if partition is not None and not mapped and hasattr(accessor, "add_partitions"):
+                accessor.add_partitions(partition)
 
 
 def _suppress_outlet_events(context: Context) -> None:
@@ -138,25 +197,27 @@ def run_versioned(
     call: Callable[[], Any],
     *,
     fn: Callable[..., Any] | None = None,
+    arguments: tuple[tuple[Any, ...], dict[str, Any]] | None = None,
 ) -> Any:
     """Check, then return the cached value or run ``call()`` and record its result.
 
+    ``fn`` and ``arguments``: the TaskFlow function and the ``(args, kwargs)`` it is called with;
+    without them the task is an operator (see ``_inputs.task_inputs`` for what counts).
+
     :raises ConfigError: the task's insync settings cannot be used (bad key, code version, ...).
+    :raises ParameterError: a parameter insync cannot fingerprint (named, with the ways out).
+    :raises InvalidPartitionKey: the run's partition does not fit the asset's partitions.
     :raises SerializationError: the value cannot be cached; nothing was recorded.
     :raises StoreError: the insync store is unreachable.
     """
     started = time.perf_counter()
     task = context["task"]
     ti = context["ti"]
-    key = asset_key_for(task, settings, map_index=ti.map_index)
-    code_version = _code_version(settings, task, fn)
-    spec = AssetSpec(
-        key,
-        code_version=code_version,
-        deps=deps_for(task, settings),
-        framework=FRAMEWORK,
-        metadata={"dag_id": ti.dag_id, "task_id": ti.task_id},
-    )
+    key = asset_key_for(task, settings)
+    code_version, unseen_code = code_version_and_unseen(settings, task, fn)
+    partitions, partition = partition_of(context, settings, key)
+    spec = spec_for(task, settings, code_version=code_version, partitions=partitions)
+    inputs = task_inputs(context, settings, spec.deps, fn=fn, arguments=arguments)
     run_id = run_id_of(context)
     needs_value = bool(getattr(task, "do_xcom_push", True))
     with EventStore(settings.store) as store:
@@ -167,6 +228,11 @@ def run_versioned(
             framework=FRAMEWORK,
             cache=ValueCache(settings.cache),
             force=settings.force or _forced(context, key),
+            partition=partition,
+            parameters=inputs.parameters,
+            ignore_parameters=settings.ignore_parameters,
+            parameter_fingerprints=dict(settings.parameter_fingerprints) or None,
+            unseen_inputs=(*unseen_code, *inputs.unseen),
         )
         decision = step.check(needs_value=needs_value)
         if decision.skip:
@@ -174,7 +240,7 @@ def run_versioned(
             if status.last_run_id == run_id:
                 # A retry after this run's own recorded materialization: the first try never
                 # reached Airflow's success, so its asset event is still owed.
-                _annotate_outlets(context, key, code_version, status.data_version)
+                _annotate_outlets(context, key, code_version, status.data_version, partition)
             else:
                 _suppress_outlet_events(context)
             _mark(
@@ -183,6 +249,7 @@ def run_versioned(
                 key,
                 decision.message,
                 data_version=str(status.data_version),
+                partition=partition,
                 overhead_ms=round((time.perf_counter() - started) * 1000, 3),
             )
             return None if decision.value is NO_VALUE else decision.value
@@ -201,7 +268,7 @@ def run_versioned(
                 "try_number": ti.try_number,
             },
         )
-    _annotate_outlets(context, key, code_version, event.data_version)
+    _annotate_outlets(context, key, code_version, event.data_version, partition)
     # What insync added to this task instance (check + record + cache), shown in the marker.
     overhead_ms = round((time.perf_counter() - started) * 1000 - call_ms, 3)
     _mark(
@@ -210,6 +277,7 @@ def run_versioned(
         key,
         decision.message,
         data_version=str(event.data_version),
+        partition=partition,
         overhead_ms=overhead_ms,
     )
     return value

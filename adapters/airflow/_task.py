@@ -7,10 +7,10 @@ record happen in ``_protocol.run_versioned`` when Airflow executes the task inst
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
-from insync.core import ConfigError, DataVersion
+from insync.core import ConfigError, DataVersion, PartitionMapping, PartitionsDefinition
 
 from ._keys import VersionSettings, asset_key_for
 from ._protocol import auto_source_of_operator, run_versioned
@@ -33,9 +33,16 @@ def _settings(
     force: bool,
     store: str | None,
     cache: str | None,
+    partitions: PartitionsDefinition | None = None,
+    partition: str | Callable[[Any], str] | None = None,
+    partition_mappings: Mapping[str, PartitionMapping] | None = None,
+    ignore_parameters: Iterable[str] = (),
+    parameter_fingerprints: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> VersionSettings:
     if isinstance(deps, str):
         deps = [deps]
+    if isinstance(ignore_parameters, str):
+        ignore_parameters = [ignore_parameters]
     return VersionSettings(
         key=key,
         code_version=code_version,
@@ -44,6 +51,11 @@ def _settings(
         force=force,
         store=store,
         cache=cache,
+        partitions=partitions,
+        partition=partition,
+        partition_mappings=tuple((partition_mappings or {}).items()),
+        ignore_parameters=tuple(ignore_parameters),
+        parameter_fingerprints=tuple((parameter_fingerprints or {}).items()),
     )
 
 
@@ -61,6 +73,11 @@ def versioned(
     force: bool = False,
     store: str | None = None,
     cache: str | None = None,
+    partitions: PartitionsDefinition | None = None,
+    partition: str | Callable[[Any], str] | None = None,
+    partition_mappings: Mapping[str, PartitionMapping] | None = None,
+    ignore_parameters: Iterable[str] = (),
+    parameter_fingerprints: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> Callable[[F], F]: ...
 
 
@@ -75,6 +92,11 @@ def versioned(
     force: bool = False,
     store: str | None = None,
     cache: str | None = None,
+    partitions: PartitionsDefinition | None = None,
+    partition: str | Callable[[Any], str] | None = None,
+    partition_mappings: Mapping[str, PartitionMapping] | None = None,
+    ignore_parameters: Iterable[str] = (),
+    parameter_fingerprints: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> Any:
     """Make a TaskFlow task a versioned asset; put it *below* ``@task``::
 
@@ -93,6 +115,23 @@ def versioned(
     :param force: always run (also per run: ``dag_run.conf = {"insync_force": true}``).
     :param store: insync store URL (default: $INSYNC_DATABASE_URL > $INSYNC_HOME > ./.insync).
     :param cache: value cache URL (default: $INSYNC_CACHE_URL > <home>/values).
+    :param partitions: partitions of the asset, e.g. ``TimeWindowPartitions("daily",
+        start="2026-01-01")``: each run computes one (the window holding its data interval
+        start, or the run's Airflow ``partition_key``), with its own record and cached value.
+    :param partition: which partition a run computes: a template (``"{{ params.region }}"``) or
+        a function ``context -> key``; needed for static and dynamic partitions.
+    :param partition_mappings: dep key -> ``PartitionMapping`` (default: identity between like
+        partitions, overlapping windows between time partitions).
+    :param ignore_parameters: names of arguments / context values that do not change the result.
+    :param parameter_fingerprints: name -> function turning a value insync cannot fingerprint
+        into one it can (or into a ``DataVersion``).
+
+    The function's arguments (except the value of a versioned upstream task that is a
+    dependency), the context values named in its signature (``ds``, ``params``, ...) and
+    expanded values are parameters: other values make the task run. A read insync cannot see
+    (``get_current_context()``, ``Variable.get``, ``ti`` in the signature, ``os.environ``)
+    makes it always run, saying why.
+
     :raises ConfigError: a malformed key, deps, or a decorator used in the wrong place.
     """
     settings = _settings(
@@ -103,6 +142,11 @@ def versioned(
         force=force,
         store=store,
         cache=cache,
+        partitions=partitions,
+        partition=partition,
+        partition_mappings=partition_mappings,
+        ignore_parameters=ignore_parameters,
+        parameter_fingerprints=parameter_fingerprints,
     )
 
     def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -124,7 +168,9 @@ def versioned(
                     "the command runs after the function returns; version the task instead: "
                     "versioned_operator(my_bash_task())"
                 )
-            return run_versioned(context, settings, lambda: func(*args, **kwargs), fn=func)
+            return run_versioned(
+                context, settings, lambda: func(*args, **kwargs), fn=func, arguments=(args, kwargs)
+            )
 
         wrapper.__insync_settings__ = settings  # type: ignore[attr-defined]
         return wrapper
@@ -186,6 +232,11 @@ def wrap_operator(task: Op, settings: VersionSettings) -> Op:
         # outlet Assets and no key= to choose; derived from the DAG only, no store access.
         asset_key_for(task, settings)
     if isinstance(task, MappedOperator):
+        if settings.partitions is not None:
+            raise ConfigError(
+                f"task {task.task_id!r} is mapped, so its asset is partitioned by map index; "
+                "drop partitions= (or do not map the task)"
+            )
         if getattr(task.operator_class, "_insync_settings", None) is not None:
             raise ConfigError(f"task {task.task_id!r} is already versioned by insync")
         if settings.code_version == "auto" and "python_callable" not in task.partial_kwargs:
@@ -222,6 +273,11 @@ def versioned_operator(
     force: bool = False,
     store: str | None = None,
     cache: str | None = None,
+    partitions: PartitionsDefinition | None = None,
+    partition: str | Callable[[Any], str] | None = None,
+    partition_mappings: Mapping[str, PartitionMapping] | None = None,
+    ignore_parameters: Iterable[str] = (),
+    parameter_fingerprints: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> Op:
     """Make any operator (BashOperator, SQL operators, custom ones, ``X.partial().expand()``, or
     the result of calling a TaskFlow task such as ``@task.bash``) a versioned asset; returns it::
@@ -234,7 +290,10 @@ def versioned_operator(
     The operator's ``execute`` runs only when the asset is not in sync; its return value (the
     XCom) is recorded and cached. ``code_version="auto"`` hashes the Python callable if the
     operator has one, else the operator class and its unrendered templated fields (a script
-    the command calls is not read: give an explicit version then). Other parameters as in
+    the command calls is not read: give an explicit version then). The templated fields *as
+    rendered* (``{{ ds }}`` in a command makes each logical date its own input), a mapped
+    operator's expanded values and a Python callable's arguments are parameters; each map
+    index of a mapped operator is a partition of one asset. Other parameters as in
     :func:`versioned`.
 
     :raises ConfigError: not an operator, already versioned, or malformed settings.
@@ -247,5 +306,10 @@ def versioned_operator(
         force=force,
         store=store,
         cache=cache,
+        partitions=partitions,
+        partition=partition,
+        partition_mappings=partition_mappings,
+        ignore_parameters=ignore_parameters,
+        parameter_fingerprints=parameter_fingerprints,
     )
     return wrap_operator(task, settings)

@@ -91,6 +91,7 @@ class Run:
     states: dict[str, str]
     decisions: dict[str, str]
     xcoms: dict[str, Any]
+    messages: dict[str, str]
 
     def state(self, task_id: str) -> str:
         return self.states[task_id]
@@ -120,16 +121,28 @@ class AirflowHarness:
         assert not bag.import_errors, bag.import_errors
         return bag.get_dag(dag_id)
 
-    def run(self, path: Path, dag_id: str, conf: dict[str, Any] | None = None) -> Run:
+    def run(
+        self,
+        path: Path,
+        dag_id: str,
+        conf: dict[str, Any] | None = None,
+        logical_date: str | None = None,
+    ) -> Run:
+        """`dag.test()` once (at `logical_date`, e.g. "2026-12-01", if given)."""
+        import pendulum
         from airflow.models.xcom import XComModel
         from airflow.utils.session import create_session
         from sqlalchemy import select
 
         dag = self.load(path, dag_id)
-        dag_run = dag.test(run_conf=conf)
+        if logical_date is None:
+            dag_run = dag.test(run_conf=conf)
+        else:
+            dag_run = dag.test(run_conf=conf, logical_date=pendulum.parse(logical_date, tz="UTC"))
         states: dict[str, str] = {}
         decisions: dict[str, str] = {}
         xcoms: dict[str, Any] = {}
+        messages: dict[str, str] = {}
         with create_session() as session:
             for ti in dag_run.get_task_instances(session=session):
                 name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
@@ -142,9 +155,10 @@ class AirflowHarness:
             name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
             if key == "insync":
                 decisions[name] = decoded["decision"]
+                messages[name] = decoded.get("message", "")
             elif key == "return_value":
                 xcoms[name] = decoded
-        return Run(dag_run, states, decisions, xcoms)
+        return Run(dag_run, states, decisions, xcoms, messages)
 
     def asset_events(self, name: str) -> list[dict[str, Any]]:
         """The `extra` of every Airflow asset event of the Asset called `name`, oldest first."""
@@ -160,6 +174,22 @@ class AirflowHarness:
                 .order_by(AssetEvent.id)
             ).all()
             return [dict(row.extra or {}) for row in rows]
+
+    def asset_event_partitions(self, name: str) -> list[str | None]:
+        """The Airflow `partition_key` of every asset event of the Asset called `name`."""
+        from airflow.models.asset import AssetEvent, AssetModel
+        from airflow.utils.session import create_session
+        from sqlalchemy import select
+
+        with create_session() as session:
+            return list(
+                session.scalars(
+                    select(AssetEvent.partition_key)
+                    .join(AssetModel, AssetModel.id == AssetEvent.asset_id)
+                    .where(AssetModel.name == name)
+                    .order_by(AssetEvent.id)
+                ).all()
+            )
 
     def cleanup(self) -> None:
         for path in self.files:

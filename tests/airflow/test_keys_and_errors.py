@@ -48,7 +48,6 @@ def test_task_key_rules():
         )
     default = VersionSettings()
     assert str(asset_key_for(plain, default)) == "etl/load"
-    assert str(asset_key_for(plain, default, map_index=3)) == "etl/load/3"
     assert str(asset_key_for(one, default)) == "raw/orders"
     assert str(asset_key_for(one, VersionSettings(key="x/y"))) == "x/y"
     assert str(asset_key_for(chosen, default)) == "raw/b"
