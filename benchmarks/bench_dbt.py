@@ -6,7 +6,13 @@ Measures, in one process (dbt imported once, as in a long-lived worker):
 - `insync dbt build` with nothing changed (no-op: everything reused, dbt not called);
 - one model edited in the middle of the graph: its descendants only.
 
-Run: `python -m benchmarks.bench_dbt [--models 500] [--keep DIR]`. Prints a Markdown table.
+Then a microbatch project (issue 11): a source of D days of events, two chained daily microbatch
+models and a table over them; one day's events change (a late correction), and the rebuild is
+timed against what plain dbt offers: `dbt build` (its lookback batches only: misses the change),
+`dbt build --full-refresh` (every batch: correct) and a hand-picked `--event-time-start/end`.
+
+Run: `python -m benchmarks.bench_dbt [--models 500] [--days 180] [--keep DIR]`. Prints
+Markdown tables.
 """
 
 from __future__ import annotations
@@ -135,17 +141,141 @@ def run(models: int, keep: Path | None) -> list[tuple[str, float, str]]:
     return rows
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--models", type=int, default=500)
-    parser.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it")
-    args = parser.parse_args()
-    rows = run(args.models, args.keep)
-    print(f"\n## dbt: {args.models} generated models on DuckDB\n")
+def generate_microbatch(root: Path, days: int, rows_per_day: int) -> list[str]:
+    """A source of `days` days of events ending yesterday, two chained daily microbatch models
+    and a table over the second; returns the days."""
+    import datetime as dt
+
+    import duckdb
+
+    today = dt.datetime.now(dt.UTC).date()
+    dates = [(today - dt.timedelta(days=n)).isoformat() for n in range(days, 0, -1)]
+    (root / "models").mkdir(parents=True, exist_ok=True)
+    (root / "dbt_project.yml").write_text(
+        "name: mbench\nversion: '1.0'\nprofile: mbench\n"
+        "models:\n  mbench:\n    +materialized: table\n")
+    (root / "profiles.yml").write_text(
+        "mbench:\n  target: dev\n  outputs:\n    dev:\n      type: duckdb\n"
+        "      path: mbench.duckdb\n      threads: 2\n")
+    (root / "models" / "sources.yml").write_text(
+        "version: 2\nsources:\n  - name: raw\n    schema: raw\n    tables:\n"
+        "      - name: events\n        config: {event_time: event_at}\n")
+    batch = (f"{{{{ config(materialized='incremental', incremental_strategy='microbatch', "
+             f"event_time='event_at', batch_size='day', begin='{dates[0]}', lookback=1) }}}}\n")
+    (root / "models" / "clean.sql").write_text(
+        batch + "select event_at, user_id, amount from {{ source('raw', 'events') }} where amount > 0\n")
+    (root / "models" / "enriched.sql").write_text(
+        batch + "select event_at, user_id, amount * 1.2 as gross from {{ ref('clean') }}\n")
+    (root / "models" / "totals.sql").write_text(
+        "select cast(event_at as date) as day, sum(gross) as gross from {{ ref('enriched') }} group by 1\n")
+    with duckdb.connect(str(root / "mbench.duckdb")) as con:
+        con.execute("create schema raw")
+        con.execute(
+            "create table raw.events as select "
+            f"timestamp '{dates[0]}' + to_milliseconds(cast(i * 86400000 / {rows_per_day} as bigint))"
+            " as event_at, i % 997 as user_id, (i * 7919) % 1000 as amount "
+            f"from range({days * rows_per_day}) t(i)")
+    return dates
+
+
+def _plain(project: Path, *extra: str) -> float:
+    from dbt.cli.main import dbtRunner
+    from insync.adapters.dbt._runner import release_warehouse
+
+    start = time.perf_counter()
+    result = dbtRunner().invoke(["--log-level", "none", "build", "--project-dir", str(project),
+                                 "--profiles-dir", str(project), *extra])
+    elapsed = time.perf_counter() - start
+    release_warehouse()
+    if not result.success:
+        raise SystemExit(f"plain dbt build {' '.join(extra)} failed: {result.exception}")
+    return elapsed
+
+
+def _correct(project: Path, day: str) -> bool:
+    """Whether `enriched` holds what its code computes from the source for `day`."""
+    import duckdb
+
+    with duckdb.connect(str(project / "mbench.duckdb")) as con:
+        want, got = con.execute(
+            "select (select sum(amount * 1.2) from raw.events where amount > 0 and event_at::date = ?),"
+            " (select sum(gross) from main.enriched where event_at::date = ?)", [day, day]).fetchone()
+    return bool(abs(float(want) - float(got)) < 1e-6)
+
+
+def run_microbatch(days: int, rows_per_day: int, keep: Path | None) -> list[tuple[str, float, str]]:
+    import datetime as dt
+
+    import duckdb
+
+    workdir = Path(keep or tempfile.mkdtemp(prefix="insync-bench-mb-"))
+    project = workdir / "microbatch"
+    if project.exists():
+        shutil.rmtree(project)
+    dates = generate_microbatch(project, days, rows_per_day)
+    os.chdir(project)
+    store_url = f"sqlite:///{workdir / 'insync-mb.db'}"
+    Path(workdir / "insync-mb.db").unlink(missing_ok=True)
+    rows: list[tuple[str, float, str]] = []
+
+    def change(day: str) -> None:
+        with duckdb.connect(str(project / "mbench.duckdb")) as con:
+            con.execute("update raw.events set amount = amount + 1 where event_at::date = ?", [day])
+
+    first, report = _insync_build(project, store_url)
+    phases = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+    rows.append((f"insync dbt build, empty store ({days} batches x 2 models)", first,
+                 f"{len(report.built)} built, first import of dbt included; {phases}"))
+    noop, report = _insync_build(project, store_url)
+    phases = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+    rows.append(("insync dbt build, nothing changed", noop, f"{report.invocations} dbt calls; {phases}"))
+
+    day = dates[len(dates) // 2]
+    change(day)
+    one, report = _insync_build(project, store_url)
+    phases = ", ".join(f"{k} {v:.2f}s" for k, v in report.timings.items())
+    rows.append((f"insync dbt build, one day ({day}) changed", one,
+                 f"{report.outcome('clean').reason[:40]}...; correct: {_correct(project, day)}; {phases}"))
+
+    day = dates[len(dates) // 3]
+    change(day)
+    plain = _plain(project)
+    rows.append(("plain `dbt build`, one day changed", plain,
+                 f"lookback batches only; correct: {_correct(project, day)}"))
+    full = _plain(project, "--full-refresh")
+    rows.append(("plain `dbt build --full-refresh`", full,
+                 f"every batch; correct: {_correct(project, day)}; {full / one:.1f}x insync's time"))
+    change(day)
+    end = (dt.date.fromisoformat(day) + dt.timedelta(days=1)).isoformat()
+    picked = _plain(project, "--event-time-start", day, "--event-time-end", end)
+    rows.append(("plain `dbt build --event-time-start/--end` of that day", picked,
+                 f"the day picked by hand; correct: {_correct(project, day)}"))
+    if keep is None:
+        os.chdir(tempfile.gettempdir())
+        shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def _table(title: str, rows: list[tuple[str, float, str]]) -> None:
+    print(f"\n## {title}\n")
     print("| measurement | seconds | notes |")
     print("|---|---:|---|")
     for name, seconds, notes in rows:
         print(f"| {name} | {seconds:.2f} | {notes} |")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", type=int, default=500, help="0 skips the generated DAG")
+    parser.add_argument("--days", type=int, default=180, help="microbatch days; 0 skips it")
+    parser.add_argument("--rows-per-day", type=int, default=20_000)
+    parser.add_argument("--keep", type=Path, default=None, help="work in DIR and keep it")
+    args = parser.parse_args()
+    if args.models:
+        _table(f"dbt: {args.models} generated models on DuckDB", run(args.models, args.keep))
+    if args.days:
+        _table(f"dbt: microbatch, {args.days} days x {args.rows_per_day} events on DuckDB",
+               run_microbatch(args.days, args.rows_per_day, args.keep))
 
 
 if __name__ == "__main__":

@@ -9,24 +9,41 @@ Choices, each deliberate (see examples/dbt/README.md):
   test fails is not recorded (the next build retries it and its tests);
 - snapshots always run (their job is to notice source changes insync may not see) and get a
   content data version, so a snapshot that captured nothing leaves its descendants in sync
-  (on a warehouse without a checksum query, a new version per run: descendants always rebuild).
+  (on a warehouse without a checksum query, a new version per run: descendants always rebuild);
+- a source nobody declared an observation for is observed by its content checksum where insync
+  has one (DuckDB, PostgreSQL); elsewhere it is unobserved and its readers always rebuild;
+- an incremental model's code version is taken from its full-build SQL (`is_incremental()`
+  false: the same whether or not the table exists yet) plus its own raw text, so an edit inside
+  the `is_incremental()` branch counts too;
+- a microbatch model is a time-partitioned asset (one partition per batch, cadence from
+  `batch_size`, from `begin`); a source with `event_time` read only by microbatch models is
+  observed window by window, so a change in one day unsyncs that day's batches only.
 """
 
 from __future__ import annotations
 
+import dataclasses
+import datetime as dt
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final, Literal
 
-from insync.core import AssetKey, AssetSpec, ConfigError, fingerprint_file, fingerprint_value
+from insync.core import (
+    AssetKey,
+    AssetSpec,
+    ConfigError,
+    TimeWindowPartitions,
+    fingerprint_file,
+    fingerprint_value,
+)
 
 from ._sql import normalize_sql
 
 if TYPE_CHECKING:
     from dbt.contracts.graph.manifest import Manifest
 
-__all__ = ["DbtAsset", "Observation", "assets_from_manifest", "topological_order"]
+__all__ = ["DbtAsset", "Observation", "assets_from_manifest", "topological_order", "window_floor"]
 
 FRAMEWORK: Final = "dbt"
 DataVersionMode = Literal["logical", "content"]
@@ -40,14 +57,17 @@ BUILD_CONFIGS: Final = (
     "column_types", "quote_columns", "delimiter", "event_time", "batch_size", "begin",
     "lookback", "concurrent_batches", "external_location", "format", "options",
 )
+# dbt's microbatch `batch_size` -> insync's time-window cadence (a year has no insync cadence).
+CADENCE_OF_BATCH: Final = {"hour": "hourly", "day": "daily", "month": "monthly"}
 
 
 @dataclass(frozen=True, slots=True)
 class Observation:
     """How to observe a source: `kind` is `query` (user SQL), `content` or `loaded_at`."""
 
-    kind: Literal["query", "content", "loaded_at"]
-    sql: str  # the query, or the loaded_at field/expression; empty for content
+    kind: Literal["query", "content", "loaded_at", "windows"]
+    sql: str  # the query, the loaded_at field/expression, or the event_time column (windows)
+    implicit: bool = False  # chosen by insync (no declaration): a missing table is no error
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,10 +88,22 @@ class DbtAsset:
     identifier: str
     observation: Observation | None = None
     always_run: bool = False
+    partitions: TimeWindowPartitions | None = None  # microbatch batches, or a source's windows
+    event_time: str | None = None  # dbt's event_time config: readers filter on it per batch
+    strategy: str | None = None  # incremental_strategy of an incremental model
+    batch_size: str | None = None  # microbatch models
 
     @property
     def is_source(self) -> bool:
         return self.resource_type == "source"
+
+    @property
+    def is_incremental(self) -> bool:
+        return self.materialized == "incremental"
+
+    @property
+    def is_microbatch(self) -> bool:
+        return self.is_incremental and self.strategy == "microbatch"
 
     def spec(self, keys: Mapping[str, AssetKey], *, observed: bool = True) -> AssetSpec:
         """The insync definition; `keys` maps parent unique ids to their asset keys.
@@ -81,13 +113,15 @@ class DbtAsset:
         """
         if self.is_source:
             kind = "observable" if self.observation and observed else "external"
-            return AssetSpec(self.key, kind=kind, framework=FRAMEWORK, metadata=self._metadata())
+            return AssetSpec(self.key, kind=kind, framework=FRAMEWORK, metadata=self._metadata(),
+                             partitions=self.partitions if observed else None)
         return AssetSpec(
             self.key,
             code_version=self.code_version,
             deps=[keys[p] for p in self.parents],
             framework=FRAMEWORK,
             metadata=self._metadata(),
+            partitions=self.partitions,
         )
 
     def _metadata(self) -> dict[str, Any]:
@@ -96,6 +130,8 @@ class DbtAsset:
             meta["materialized"] = self.materialized
         if self.relation:
             meta["relation"] = self.relation
+        if self.batch_size:
+            meta["batch_size"] = self.batch_size
         return meta
 
 
@@ -180,6 +216,10 @@ def _code_version(node: Any, meta: Mapping[str, Any], project_root: str) -> str:
             body = "\n".join(line.rstrip() for line in compiled.splitlines() if line.strip())
         else:
             body = normalize_sql(compiled)
+        if node.config.materialized == "incremental":
+            # The compile ran with --full-refresh, so `body` is the full-build branch whether or
+            # not the table exists; the raw text adds the `is_incremental()` branch.
+            relevant["raw_code"] = normalize_sql(getattr(node, "raw_code", "") or "")
     if getattr(node, "contract", None) is not None and node.contract.enforced:
         relevant["columns"] = {c: getattr(col, "data_type", None) for c, col in node.columns.items()}
     digest = fingerprint_value({"type": str(node.resource_type), "code": body,
@@ -197,7 +237,7 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
-def _source_asset(source: Any) -> DbtAsset:
+def _source_asset(source: Any, *, content_checksums: bool) -> DbtAsset:
     meta = _insync_meta(source.unique_id, source.source_meta, source.meta,
                         getattr(source.config, "meta", None))
     table_meta = _insync_meta(source.unique_id, source.meta, getattr(source.config, "meta", None))
@@ -211,6 +251,11 @@ def _source_asset(source: Any) -> DbtAsset:
         observation = Observation("content", "")
     elif loaded_at:
         observation = Observation("loaded_at", loaded_at)
+    elif content_checksums:
+        # Nobody said how to observe it: its rows are read by models insync reuses, so an
+        # unobserved source would be an invisible input. Checksum it (a missing table: see
+        # DbtProject._observe_and_check).
+        observation = Observation("content", "", implicit=True)
     return DbtAsset(
         unique_id=source.unique_id, name=f"{source.source_name}.{source.name}",
         resource_type="source",
@@ -218,6 +263,7 @@ def _source_asset(source: Any) -> DbtAsset:
         materialized=None, code_version=None, data_version="logical", parents=(),
         relation=source.relation_name, database=source.database, schema=source.schema,
         identifier=source.identifier, observation=observation,
+        event_time=getattr(source.config, "event_time", None) or None,
     )
 
 
@@ -233,7 +279,7 @@ def assets_from_manifest(
     """
     assets: dict[str, DbtAsset] = {}
     for source in manifest.sources.values():
-        assets[source.unique_id] = _source_asset(source)
+        assets[source.unique_id] = _source_asset(source, content_checksums=content_checksums)
     ephemeral_parents: dict[str, tuple[str, ...]] = {}
     nodes = {uid: n for uid, n in manifest.nodes.items()
              if n.resource_type in ("model", "seed", "snapshot")}
@@ -257,6 +303,10 @@ def assets_from_manifest(
         snapshot = str(node.resource_type) == "snapshot"
         default = "content" if snapshot and content_checksums else "logical"
         mode: DataVersionMode = meta.get("data_version", default)
+        batches = _batches(uid, node)
+        if mode == "content" and "partitions" in batches:
+            raise ConfigError(f"{uid}: a microbatch model has one version per batch, which "
+                              "insync computes; remove meta.insync.data_version: content")
         assets[uid] = DbtAsset(
             unique_id=uid, name=node.name, resource_type=str(node.resource_type),
             key=_key(uid, meta, (node.database, node.schema, node.alias)),
@@ -266,7 +316,11 @@ def assets_from_manifest(
             parents=tuple(dict.fromkeys(resolve(getattr(node.depends_on, "nodes", ())))),
             relation=node.relation_name, database=node.database, schema=node.schema,
             identifier=node.alias, always_run=snapshot and not meta.get("code_version"),
+            event_time=getattr(node.config, "event_time", None) or None,
+            strategy=getattr(node.config, "incremental_strategy", None) or None,
+            **batches,
         )
+    _partition_sources(assets)
     owners: dict[AssetKey, str] = {}
     for uid, asset in assets.items():
         other = owners.setdefault(asset.key, uid)
@@ -276,6 +330,68 @@ def assets_from_manifest(
                 "meta: {insync: {key: ...}}"
             )
     return assets
+
+
+def _batches(uid: str, node: Any) -> dict[str, Any]:
+    """`partitions` and `batch_size` of a microbatch model (nothing for any other node).
+
+    :raises ConfigError: a microbatch model without `begin`, whose batches have no first window.
+    """
+    config = node.config
+    if config.materialized != "incremental" or config.incremental_strategy != "microbatch":
+        return {}
+    size = str(getattr(config.batch_size, "value", config.batch_size) or "")
+    cadence = CADENCE_OF_BATCH.get(size)
+    if cadence is None:
+        # batch_size: year has no insync cadence; the model stays whole (see _plan).
+        return {"batch_size": size}
+    begin = getattr(config, "begin", None)
+    if begin is None:
+        raise ConfigError(f"{uid}: a microbatch model needs config begin (its first batch)")
+    if not isinstance(begin, dt.datetime):
+        begin = dt.datetime.fromisoformat(str(begin))
+    return {"batch_size": size,
+            "partitions": TimeWindowPartitions(cadence, start=window_floor(begin, cadence))}
+
+
+def window_floor(moment: dt.datetime, cadence: str) -> str:
+    """The start (ISO text, UTC) of the `cadence` window holding `moment`, as dbt's batches
+    are cut: in UTC, a naive time being UTC already."""
+    if moment.tzinfo is not None:
+        moment = moment.astimezone(dt.UTC).replace(tzinfo=None)
+    moment = moment.replace(minute=0, second=0, microsecond=0)
+    if cadence != "hourly":
+        moment = moment.replace(hour=0)
+    if cadence == "monthly":
+        moment = moment.replace(day=1)
+    return moment.isoformat() if cadence == "hourly" else moment.date().isoformat()
+
+
+def _partition_sources(assets: dict[str, DbtAsset]) -> None:
+    """Observe a source window by window when every model reading it is a microbatch model
+    filtering it by `event_time`: then a change in one window unsyncs only the batches reading
+    that window. A source any other node reads whole keeps one version for the whole table."""
+    readers: dict[str, list[DbtAsset]] = {}
+    for asset in assets.values():
+        for parent in asset.parents:
+            readers.setdefault(parent, []).append(asset)
+    order = {c: i for i, c in enumerate(CADENCE_OF_BATCH.values())}
+    for uid, source in list(assets.items()):
+        kids = readers.get(uid, [])
+        if not (source.is_source and source.event_time and kids and source.observation
+                and source.observation.kind == "content"):
+            continue
+        if not all(k.partitions is not None for k in kids):
+            continue
+        finest = min((k.partitions for k in kids if k.partitions is not None),
+                     key=lambda p: order[p.cadence])
+        start = min(window_floor(dt.datetime.fromisoformat(k.partitions.start), finest.cadence)
+                    for k in kids if k.partitions is not None)
+        windows = TimeWindowPartitions(finest.cadence, start=start)
+        assets[uid] = dataclasses.replace(
+            source, partitions=windows,
+            observation=Observation("windows", source.event_time,
+                                    implicit=source.observation.implicit))
 
 
 def topological_order(assets: Mapping[str, DbtAsset], ids: Iterable[str]) -> list[str]:

@@ -6,6 +6,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 import os
 import time
@@ -13,6 +14,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
+import pendulum
 from insync.core import (
     AssetStatus,
     ConfigError,
@@ -23,8 +25,8 @@ from insync.core import (
     fingerprint_value,
 )
 
-from ._manifest import FRAMEWORK, DbtAsset, assets_from_manifest, topological_order
-from ._plan import Decision, plan
+from ._manifest import FRAMEWORK, DbtAsset, assets_from_manifest, topological_order, window_floor
+from ._plan import Decision, due_windows, plan
 from ._report import BuildReport, NodeOutcome
 from ._runner import DbtError, DbtInvoker, release_warehouse, split_args
 from ._sql import (
@@ -34,6 +36,7 @@ from ._sql import (
     existing_relations_query,
     max_expression,
     observe_expression,
+    windows_query,
 )
 
 if TYPE_CHECKING:
@@ -45,6 +48,7 @@ log = logging.getLogger("insync.adapters.dbt")
 
 # dbt statuses after which the node's relation holds what its code says.
 _DONE: Final = frozenset({"success"})
+_PARTIAL: Final = "partial success"  # a microbatch model some of whose batches failed
 _FAILED_TEST: Final = frozenset({"fail", "error", "runtime error"})
 _MAX_WAVES: Final = 25
 _COMMAND_TYPES: Final = {"build": ("model", "seed", "snapshot"), "run": ("model",)}
@@ -105,7 +109,9 @@ class DbtProject:
         """`dbt build` of the selected nodes that are unsynced or missing; the rest is reused.
 
         `args` are dbt's own (`--select`, `--exclude`, `--target`, `--full-refresh`, ...);
-        `force` (or `--full-refresh`) rebuilds every selected node.
+        `force` (or `--full-refresh`) rebuilds every selected node. Microbatch models build only
+        their missing and unsynced batches; `--event-time-start/--event-time-end` bound them.
+        Readers of a source insync cannot observe always rebuild (`BuildReport.unobserved`).
 
         :raises DbtError: dbt could not parse/compile the project or resolve the selection.
         :raises ObservationError: a source could not be observed (nothing was built).
@@ -145,7 +151,7 @@ class DbtProject:
             for d in decisions
         ]
         return BuildReport("status", run_id=None, outcomes=outcomes, invocations=0,
-                           timings=ctx.clock.laps)
+                           timings=ctx.clock.laps, unobserved=_unobserved(ctx))
 
     def asset_status(self, node: str, *args: str,
                      observe: bool = True) -> tuple[DbtAsset, AssetStatus]:
@@ -204,45 +210,64 @@ class DbtProject:
         specs = []
         for asset in ctx.assets.values():
             other = existing.get(asset.key)
-            if asset.is_source and other is not None and other.kind == "materializable":
-                # Another orchestrator builds this table: its records are the truth, no observing.
+            if asset.is_source and other is not None and (
+                other.kind == "materializable"
+                or (other.kind == "observable" and other.framework != FRAMEWORK)
+            ):
+                # Another orchestrator builds or observes this table: its records are the truth.
                 ctx.owned_elsewhere.add(asset.unique_id)
             specs.append(asset.spec(keys, observed=asset.unique_id not in ctx.owned_elsewhere))
         self.store.register(specs)
 
     def _observe_and_check(self, ctx: _Context, *, observe: bool) -> None:
-        """Observe sources and list existing relations, in one warehouse query."""
-        expressions: list[tuple[str, str]] = []
-        observed = [
-            a for a in ctx.assets.values()
-            if a.is_source and a.observation and a.unique_id not in ctx.owned_elsewhere
-        ]
-        if observe:
-            expressions = [(a.unique_id, self._observe_sql(ctx, a)) for a in observed]
+        """Observe sources and list existing relations, in one warehouse query.
+
+        A source insync cannot observe (no checksum query on this warehouse and no declared
+        observation, or a table that is not there) is noted in `ctx.unobserved`: the models
+        reading it always rebuild, saying so.
+        """
+        sources = [a for a in ctx.assets.values()
+                   if a.is_source and a.unique_id not in ctx.owned_elsewhere]
+        for asset in sources:
+            if asset.observation is None:
+                ctx.unobserved[asset.unique_id] = (
+                    f"insync has no checksum query for {ctx.warehouse or 'this warehouse'}; "
+                    "declare meta.insync.observe or a loaded_at_field")
+        observed = [a for a in sources if a.observation is not None]
         schemas = {a.schema for a in ctx.assets.values() if not a.is_source and a.relation}
         if ctx.warehouse not in SUPPORTED_WAREHOUSES:
-            if expressions:
+            if observe and observed:
                 raise ConfigError(
                     f"observing dbt sources runs SQL that insync knows for "
                     f"{', '.join(SUPPORTED_WAREHOUSES)}, not {ctx.warehouse}; drop "
                     "meta.insync.observe/data_version/loaded_at_field from the sources"
                 )
             return
-        queries = [batch_query(expressions)] if expressions else []
-        if schemas:
-            queries.append(existing_relations_query(schemas))
-        if not queries:
-            return
+        if not observe:
+            observed = []
         try:
-            rows = ctx.invoker.query(" union all ".join(queries))
+            rows = ctx.invoker.query(self._observe_query(ctx, observed, schemas)) \
+                if observed or schemas else []
         except DbtError as exc:
-            raise self._observation_error(ctx, expressions, exc) from exc
+            implicit = [a for a in observed if a.observation and a.observation.implicit]
+            if not implicit:
+                raise self._observation_error(ctx, observed, exc) from exc
+            # A source nobody asked to observe may not be loaded yet: leave it unobserved.
+            there = {r["insync_value"] for r in ctx.invoker.query(existing_relations_query(
+                {a.schema for a in implicit}))}
+            for asset in implicit:
+                if f"{asset.schema}.{asset.identifier}".lower() not in there:
+                    ctx.unobserved[asset.unique_id] = "its table is not in the warehouse"
+            observed = [a for a in observed if a.unique_id not in ctx.unobserved]
+            try:
+                rows = ctx.invoker.query(self._observe_query(ctx, observed, schemas))
+            except DbtError as again:
+                raise self._observation_error(ctx, observed, again) from again
         ctx.existing = {r["insync_value"] for r in rows if r["insync_name"] == "relation"}
         values = {r["insync_name"]: r["insync_value"] for r in rows if r["insync_name"] != "relation"}
-        if not expressions:
-            return
-        current = self.store.statuses([a.key for a in observed], upstream=False)
-        for asset in observed:
+        whole = [a for a in observed if a.partitions is None]
+        current = self.store.statuses([a.key for a in whole], upstream=False) if whole else {}
+        for asset in whole:
             version = fingerprint_value(["dbt-observation", values.get(asset.unique_id)])
             if current[asset.key].data_version == version:
                 continue
@@ -252,6 +277,46 @@ class DbtProject:
                           "observed_by": asset.observation.kind if asset.observation else None},
             )
             log.info("observed %s: new data version %s", asset.key, version)
+        for asset in observed:
+            if asset.partitions is not None:
+                self._record_windows(asset, values)
+
+    def _observe_query(self, ctx: _Context, observed: Sequence[DbtAsset],
+                       schemas: set[str]) -> str:
+        scalar = [(a.unique_id, self._observe_sql(ctx, a)) for a in observed if a.partitions is None]
+        queries = [batch_query(scalar)] if scalar else []
+        until = window_floor(ctx.now, "hourly")
+        for asset in observed:
+            if asset.partitions is not None and asset.observation is not None:
+                queries.append(windows_query(
+                    ctx.warehouse, asset.unique_id, asset.relation or "", asset.observation.sql,
+                    asset.partitions.cadence, asset.partitions.start,
+                    window_floor(dt.datetime.fromisoformat(until), asset.partitions.cadence)))
+        if schemas:
+            queries.append(existing_relations_query(schemas))
+        return " union all ".join(queries)
+
+    def _record_windows(self, asset: DbtAsset, values: Mapping[str, str]) -> None:
+        """Record the windows of a source whose checksum changed (a window emptied included)."""
+        prefix = asset.unique_id + "|"
+        now = {name[len(prefix):]: value for name, value in values.items()
+               if name.startswith(prefix)}
+        # The newest observation per window (history is newest first).
+        before: dict[str, str] = {}
+        for event in self.store.history(asset.key, kind="observation"):
+            if event.partition is not None:
+                before.setdefault(event.partition, event.data_version.value)
+        changed = 0
+        for window in sorted(set(now) | set(before)):
+            version = fingerprint_value(["dbt-observation", now.get(window)])
+            if before.get(window) == version.value:
+                continue
+            self.store.record_observation(
+                asset.key, version, framework=FRAMEWORK, partition=window,
+                metadata={"dbt_unique_id": asset.unique_id, "observed_by": "windows"})
+            changed += 1
+        if changed:
+            log.info("observed %s: %d window(s) with a new data version", asset.key, changed)
 
     def _observe_sql(self, ctx: _Context, asset: DbtAsset) -> str:
         assert asset.observation is not None and asset.relation is not None
@@ -263,14 +328,13 @@ class DbtProject:
         return checksum_expression(ctx.warehouse, asset.relation, asset.database, asset.schema,
                                    asset.identifier)
 
-    def _observation_error(self, ctx: _Context, expressions: list[tuple[str, str]],
+    def _observation_error(self, ctx: _Context, observed: Sequence[DbtAsset],
                            exc: DbtError) -> ObservationError:
         """Find which source's query failed, so the message names it."""
-        for uid, expr in expressions:
+        for asset in observed:
             try:
-                ctx.invoker.query(batch_query([(uid, expr)]))
+                ctx.invoker.query(self._observe_query(ctx, [asset], set()))
             except DbtError as one:
-                asset = ctx.assets[uid]
                 return ObservationError(
                     f"could not observe dbt source {asset.name} ({asset.key}): {one}; fix its "
                     "meta.insync.observe query or loaded_at_field, or load the table first"
@@ -282,7 +346,9 @@ class DbtProject:
         selected = ctx.selected if only is None else set(only)
         keys = sorted({ctx.assets[uid].key for uid in selected})
         statuses = self.store.statuses(keys, upstream=False) if keys else {}
-        return plan(ctx.assets, selected, statuses, existing=ctx.existing, force=force)
+        return plan(ctx.assets, selected, statuses, existing=ctx.existing, force=force,
+                    unobserved=ctx.unobserved, now=ctx.now,
+                    bounds=ctx.invoker.args.event_time)
 
     def _execute(self, command: str, args: Sequence[str], *, force: bool,
                  run_id: str | None) -> BuildReport:
@@ -304,9 +370,11 @@ class DbtProject:
                 break
             for d in to_build:
                 log.info("run %s: %s", ctx.assets[d.unique_id].key, d.reason)
-            results = self._invoke(ctx, command, [d.unique_id for d in to_build])
+            results: dict[str, Any] = {}
+            for stage in _stages(ctx, to_build):
+                results.update(self._invoke(ctx, command, stage))
+                invocations += 1
             ctx.clock.lap("dbt")
-            invocations += 1
             failed = self._record(ctx, to_build, results, run_id, outcomes)
             ctx.clock.lap("record")
             remaining -= {d.unique_id for d in to_build}
@@ -334,17 +402,20 @@ class DbtProject:
                 log.info("skip %s: %s", ctx.assets[uid].key, outcome.reason)
         ordered = [outcomes[u] for u in topological_order(ctx.assets, outcomes)]
         return BuildReport(command, run_id=run_id, outcomes=ordered, invocations=invocations,
-                           timings=ctx.clock.laps)
+                           timings=ctx.clock.laps, unobserved=_unobserved(ctx))
 
-    def _invoke(self, ctx: _Context, command: str, ids: Sequence[str]) -> dict[str, Any]:
+    def _invoke(self, ctx: _Context, command: str, stage: Sequence[Decision]) -> dict[str, Any]:
+        ids = [d.unique_id for d in stage]
+        extra = ["--full-refresh"] if stage and stage[0].full_refresh else []
+        extra += _batch_range(ctx, stage) if not extra else []
         if set(ids) == ctx.selected:
             # Everything the user selected is due (a first build, --force): their own
             # selection says it exactly, and dbt resolves it faster than 500 fqn selectors.
-            result = ctx.invoker.execute(command, ctx.invoker.args.selection)
+            result = ctx.invoker.execute(command, ctx.invoker.args.selection, extra=extra)
         else:
             selectors, excludes = _selectors(ctx.manifest, ids)
             result = ctx.invoker.execute(command, ["--select", *selectors],
-                                         ["--exclude", *excludes] if excludes else [])
+                                         ["--exclude", *excludes] if excludes else [], extra)
         return {r.node.unique_id: r for r in (result.results if result is not None else ())}
 
     def _record(self, ctx: _Context, built: Sequence[Decision], results: Mapping[str, Any],
@@ -359,14 +430,24 @@ class DbtProject:
                 failed_tests.setdefault(parent, f"test {node.name} {res.status}")
         succeeded: list[Decision] = []
         any_failed = False
+        batches: dict[str, list[str]] = {}
         for d in built:
             asset = ctx.assets[d.unique_id]
             res = results.get(d.unique_id)
             status = str(res.status) if res is not None else "not run"
+            if asset.partitions is not None and status in (*_DONE, _PARTIAL):
+                batches[d.unique_id] = _built_batches(ctx, asset, res)
             if status in _DONE and d.unique_id not in failed_tests:
                 succeeded.append(d)
                 continue
             any_failed = True
+            if status == _PARTIAL:
+                done = set(batches[d.unique_id])
+                failed = [k for k in d.partitions or () if k not in done]
+                outcomes[d.unique_id] = NodeOutcome(
+                    asset, "failed", f"batches {', '.join(failed[:3]) or '?'} failed; "
+                    f"{len(done)} recorded")
+                continue
             if status in _DONE:
                 outcomes[d.unique_id] = NodeOutcome(
                     asset, "test failed", f"{failed_tests[d.unique_id]}: not recorded")
@@ -378,7 +459,9 @@ class DbtProject:
                 outcomes[d.unique_id] = NodeOutcome(asset, "failed", f"{status}: {detail}")
         content = self._content_versions(ctx, [d.unique_id for d in succeeded])
         by_id = {d.unique_id: d for d in succeeded}
-        items = []  # parents first: each child's provenance sees its parent's new version
+        by_id.update({d.unique_id: d for d in built if d.unique_id in batches
+                      and d.unique_id not in by_id and d.unique_id not in failed_tests})
+        items: list[Materialization] = []  # parents first: children see parents' new versions
         for uid in topological_order(ctx.assets, by_id):
             d = by_id[uid]
             asset = ctx.assets[d.unique_id]
@@ -388,13 +471,19 @@ class DbtProject:
                 # It ran because it always runs, not because its inputs changed: without a
                 # checksum, only a new version per run keeps its descendants honest.
                 version = fingerprint_value(["dbt-always-run", run_id, uid])
-            items.append(Materialization(
-                key=asset.key, data_version=version, run_id=run_id, framework=FRAMEWORK,
-                metadata={"dbt_unique_id": d.unique_id, "reason": d.reason,
-                          "execution_time": round(float(res.execution_time or 0.0), 3),
-                          "data_version_kind": asset.data_version},
-            ))
-            outcomes[d.unique_id] = NodeOutcome(asset, "built", d.reason)
+            metadata = {"dbt_unique_id": d.unique_id, "reason": d.reason,
+                        "execution_time": round(float(res.execution_time or 0.0), 3),
+                        "data_version_kind": asset.data_version}
+            if uid in batches:
+                # One materialization per batch dbt built (the range may hold more than were due).
+                items.extend(Materialization(key=asset.key, run_id=run_id, framework=FRAMEWORK,
+                                             metadata=metadata, partition=key)
+                             for key in batches[uid])
+            else:
+                items.append(Materialization(key=asset.key, data_version=version, run_id=run_id,
+                                             framework=FRAMEWORK, metadata=metadata))
+            if uid not in outcomes or outcomes[uid].action != "failed":
+                outcomes[d.unique_id] = NodeOutcome(asset, "built", d.reason)
         self.store.record_materializations(items)
         return any_failed
 
@@ -426,6 +515,8 @@ class _Context:
         self.owned_elsewhere: set[str] = set()
         self.existing: set[str] | None = None
         self.force_reason: str | None = None
+        self.unobserved: dict[str, str] = {}  # source unique id -> why insync cannot observe it
+        self.now = pendulum.now("UTC")  # cuts the microbatch windows that have ended
 
 
 class _Clock:
@@ -439,6 +530,59 @@ class _Clock:
         now = time.perf_counter()
         self.laps[phase] = round(self.laps.get(phase, 0.0) + now - self._last, 4)
         self._last = now
+
+
+def _stages(ctx: _Context, to_build: Sequence[Decision]) -> list[list[Decision]]:
+    """Split one wave into dbt calls, parents first: `--full-refresh` applies to a whole call, so
+    models that need it go in their own call, after the plain nodes they read (and before the
+    plain nodes reading them). Usually a single call."""
+    by_id = {d.unique_id: d for d in to_build}
+    stage: dict[str, int] = {}
+    for uid in topological_order(ctx.assets, by_id):
+        kind = int(by_id[uid].full_refresh)
+        floor = max((stage[p] for p in ctx.assets[uid].parents if p in stage), default=0)
+        stage[uid] = floor if floor % 2 == kind else floor + 1
+    calls: dict[int, list[Decision]] = {}
+    for uid in topological_order(ctx.assets, by_id):
+        calls.setdefault(stage[uid], []).append(by_id[uid])
+    return [calls[n] for n in sorted(calls)]
+
+
+def _batch_range(ctx: _Context, stage: Sequence[Decision]) -> list[str]:
+    """--event-time-start/--event-time-end spanning every batch due in this call (dbt takes one
+    range per call, for all its microbatch models: batches in between are rebuilt too)."""
+    starts: list[pendulum.DateTime] = []
+    ends: list[pendulum.DateTime] = []
+    for d in stage:
+        partitions = ctx.assets[d.unique_id].partitions
+        if partitions is None or not d.partitions:
+            continue
+        starts.append(partitions.window(d.partitions[0])[0])
+        ends.append(partitions.window(d.partitions[-1])[1])
+    if not starts:
+        return []
+    fmt = "%Y-%m-%dT%H:%M:%S"
+    return ["--event-time-start", min(starts).in_timezone("UTC").strftime(fmt),
+            "--event-time-end", max(ends).in_timezone("UTC").strftime(fmt)]
+
+
+def _built_batches(ctx: _Context, asset: DbtAsset, result: Any) -> list[str]:
+    """Keys of the batches dbt reports as built, among the windows insync tracks."""
+    assert asset.partitions is not None
+    tracked = set(due_windows(asset, ctx.now))
+    found = []
+    for start, _end in getattr(getattr(result, "batch_results", None), "successful", None) or ():
+        key = asset.partitions.key_of(pendulum.instance(start).in_timezone("UTC"))
+        if key in tracked:
+            found.append(key)
+    return sorted(set(found))
+
+
+def _unobserved(ctx: _Context) -> tuple[str, ...]:
+    """`raw.orders: why` for each source insync cannot observe that a selected node reads."""
+    read = {p for uid in ctx.selected for p in ctx.assets[uid].parents}
+    return tuple(f"{ctx.assets[u].name}: {why}" for u, why in sorted(ctx.unobserved.items())
+                 if u in read)
 
 
 def _selectors(manifest: Manifest, ids: Sequence[str]) -> tuple[list[str], list[str]]:

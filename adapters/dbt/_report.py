@@ -45,6 +45,9 @@ class BuildReport:
     outcomes: Sequence[NodeOutcome]
     invocations: int
     timings: Mapping[str, float] = field(default_factory=dict)  # seconds per phase
+    # `source: why` for each source read by a selected node that insync cannot observe: the
+    # nodes reading it rebuild on every build.
+    unobserved: Sequence[str] = ()
 
     def _names(self, *actions: str) -> list[str]:
         return [o.asset.name for o in self.outcomes if o.action in actions]
@@ -81,6 +84,7 @@ class BuildReport:
     def to_json(self) -> dict[str, Any]:
         return {"command": self.command, "run_id": self.run_id, "invocations": self.invocations,
                 "success": self.success, "timings": dict(self.timings),
+                "unobserved": list(self.unobserved),
                 "nodes": [o.to_json() for o in self.outcomes]}
 
     def summary(self) -> str:
@@ -105,6 +109,8 @@ class BuildReport:
         console = Console(file=buffer, width=width, force_terminal=color, color_system=None
                           if not color else "auto", highlight=False)
         console.print(table)
+        for line in self.unobserved:
+            console.print(f"not observed (its readers always rebuild): {line}")
         console.print(self.summary())
         return buffer.getvalue()
 

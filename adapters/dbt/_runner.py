@@ -39,6 +39,8 @@ PROJECT_OPTIONS: Final = frozenset({
 })
 MULTI_VALUE: Final = frozenset({"--select", "--exclude", "--resource-type",
                                 "--exclude-resource-type"})
+# The batches of microbatch models: insync chooses them per call, within the user's range.
+EVENT_TIME_OPTIONS: Final = frozenset({"--event-time-start", "--event-time-end"})
 
 
 class DbtError(InsyncError):
@@ -53,6 +55,7 @@ class DbtArgs:
     selection: tuple[str, ...] = ()  # resolved once with `dbt ls`
     build: tuple[str, ...] = ()  # passed to the build/run call only
     full_refresh: bool = False
+    event_time: tuple[str | None, str | None] = (None, None)  # the user's batch range
 
     @property
     def project_dir(self) -> str:
@@ -79,10 +82,17 @@ def split_args(args: Sequence[str]) -> DbtArgs:
     project: list[str] = []
     selection: list[str] = []
     build: list[str] = []
+    event_time: dict[str, str] = {}
     i = 0
     while i < len(args):
         arg = args[i]
         name, eq, inline = arg.partition("=")
+        if name in EVENT_TIME_OPTIONS:
+            if not eq and i + 1 >= len(args):
+                raise ConfigError(f"dbt option {name} needs a value, e.g. {name} 2026-12-01")
+            event_time[name] = inline if eq else args[i + 1]
+            i += 1 if eq else 2
+            continue
         if name in SELECTION_OPTIONS:
             canonical = SELECTION_OPTIONS[name]
             values = [inline] if eq else []
@@ -114,7 +124,9 @@ def split_args(args: Sequence[str]) -> DbtArgs:
             "run plain `dbt build --empty` for schema checks"
         )
     return DbtArgs(tuple(project), tuple(selection), tuple(build),
-                   full_refresh="--full-refresh" in build or "-f" in build)
+                   full_refresh="--full-refresh" in build or "-f" in build,
+                   event_time=(event_time.get("--event-time-start"),
+                               event_time.get("--event-time-end")))
 
 
 @dataclass
@@ -156,10 +168,12 @@ class DbtInvoker:
         :raises DbtError: a node failed to compile (its Jinja or a macro raised).
         """
         # No relation cache: compiling needs none, and a macro that looks a relation up
-        # still gets a live answer from the adapter.
+        # still gets a live answer from the adapter. --full-refresh makes `is_incremental()`
+        # false everywhere, so an incremental model compiles to the same SQL whether or not its
+        # table exists yet (else its code version would change after its first build).
         result = self._invoke(["compile", "--select", "resource_type:model resource_type:snapshot",
                                "--indirect-selection", "empty", "--no-write-json",
-                               "--no-populate-cache"])
+                               "--no-populate-cache", "--full-refresh"])
         if not result.success:
             raise DbtError(f"dbt compile failed: {_why(result)}; fix the model, then retry")
 
@@ -193,17 +207,21 @@ class DbtInvoker:
         rows: list[dict[str, Any]] = json.loads(previews[-1])
         return rows
 
-    def execute(self, command: str, selection: Sequence[str],
-                exclude: Sequence[str] = ()) -> RunExecutionResult | None:
-        """Run `dbt build|run` with these selection options and the user's other args.
+    def execute(self, command: str, selection: Sequence[str], exclude: Sequence[str] = (),
+                extra: Sequence[str] = ()) -> RunExecutionResult | None:
+        """Run `dbt build|run` with these selection options, `extra` flags (--full-refresh,
+        a batch range) and the user's other args.
 
         :raises DbtError: dbt could not start (its arguments or project are unusable).
         """
-        argv = [command, *selection, *exclude]
+        build = list(self.args.build)
+        if "--full-refresh" in extra:
+            build = [a for a in build if a not in ("--full-refresh", "-f")]
+        argv = [command, *selection, *exclude, *extra]
         # A manifest dbt has compiled once marks ephemeral CTEs as injected, and a second
         # compile of it then drops them (`__dbt__cte__x does not exist`): let dbt re-parse
         # (partial parsing makes that cheap) instead of reusing ours.
-        result = self._invoke([*argv, *self.args.build], quiet=False, reuse_manifest=False)
+        result = self._invoke([*argv, *build], quiet=False, reuse_manifest=False)
         if result.result is None and result.exception is not None:
             raise DbtError(f"dbt {command} could not start: {result.exception}")
         return result.result  # type: ignore[no-any-return]

@@ -19,6 +19,7 @@ __all__ = [
     "normalize_sql",
     "observe_expression",
     "quote_literal",
+    "windows_query",
 ]
 
 SUPPORTED_WAREHOUSES: Final = ("duckdb", "postgres")
@@ -140,4 +141,38 @@ def existing_relations_query(schemas: Iterable[str]) -> str:
         "select 'relation' as insync_name,"
         " lower(table_schema) || '.' || lower(table_name) as insync_value"
         f" from information_schema.tables where lower(table_schema) in ({wanted})"
+    )
+
+
+_TRUNC: Final = {"hourly": "hour", "daily": "day", "monthly": "month"}
+_KEY_FORMAT: Final = {
+    "duckdb": {"hourly": "%Y-%m-%d-%H:00", "daily": "%Y-%m-%d", "monthly": "%Y-%m-%d"},
+    "postgres": {"hourly": "YYYY-MM-DD-HH24:00", "daily": "YYYY-MM-DD", "monthly": "YYYY-MM-DD"},
+}
+
+
+def windows_query(warehouse: str, name: str, relation: str, column: str, cadence: str,
+                  since: str, until: str) -> str:
+    """Rows (`name|window key`, checksum) for each window of `column` in [since, until) holding
+    rows: the per-batch versions of a source read by microbatch models.
+
+    Keys are formatted as insync's time partitions name them (UTC, as dbt cuts batches); the
+    checksum is the whole-table one restricted to the window's rows.
+    """
+    trunc = f"date_trunc('{_TRUNC[cadence]}', {column})"
+    fmt = quote_literal(_KEY_FORMAT[warehouse][cadence])
+    key = f"strftime({trunc}, {fmt})" if warehouse == "duckdb" else f"to_char({trunc}, {fmt})"
+    if warehouse == "duckdb":
+        rows = ("count(*)::varchar || ':' || coalesce(sum(hash(t)::hugeint), 0)::varchar"
+                " || ':' || coalesce(bit_xor(hash(t)), 0)::varchar")
+    elif warehouse == "postgres":
+        rows = ("count(*)::text"
+                " || ':' || coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text"
+                " || ':' || coalesce(sum(('x' || substr(md5(t::text), 16, 15))::bit(60)::bigint), 0)::text")
+    else:
+        raise ValueError(warehouse)
+    return (
+        f"select {quote_literal(name + '|')} || {key} as insync_name, {rows} as insync_value"
+        f" from {relation} as t where {column} >= {quote_literal(since)}"
+        f" and {column} < {quote_literal(until)} group by {key}"
     )

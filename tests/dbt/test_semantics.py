@@ -120,7 +120,7 @@ def test_selection_by_fqn_does_not_catch_a_folder_named_like_a_model(built_shop:
     assert "model.shop.orders" in ran
 
 
-def test_loaded_at_field_observes_and_unobserved_sources_are_external(shop: Shop) -> None:
+def test_loaded_at_field_observes_and_undeclared_sources_are_checksummed(shop: Shop) -> None:
     shop.edit("models/sources.yml", """
 version: 2
 sources:
@@ -136,10 +136,13 @@ sources:
     assert shop.build().success
     kinds = {str(k): shop.store.definitions()[k].kind
              for k in (AssetKey("raw/orders"), AssetKey("raw/payments"))}
-    assert kinds == {"raw/orders": "observable", "raw/payments": "external"}
+    assert kinds == {"raw/orders": "observable", "raw/payments": "observable"}
     shop.load_more()  # new orders (a later ordered_at) and new payments
     report = shop.build()
     assert report.outcome("stg_orders").action == "built"
     assert "raw/orders has a new data version" in report.outcome("stg_orders").reason
-    # Nobody observes or records raw/payments: insync cannot know it changed.
-    assert report.outcome("stg_payments").action == "reused"
+    # Nobody declared how to observe raw/payments: insync checksums its rows by default, so
+    # the new payments are seen (before issue 11 it was `external`, and reused forever).
+    assert report.outcome("stg_payments").action == "built"
+    assert "raw/payments has a new data version" in report.outcome("stg_payments").reason
+    assert shop.store.latest_event("raw/payments").metadata["observed_by"] == "content"

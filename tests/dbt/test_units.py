@@ -6,7 +6,13 @@ from __future__ import annotations
 import pytest
 from insync.adapters.dbt import _manifest, _sql
 from insync.adapters.dbt._runner import split_args
-from insync.core import ConfigError
+from insync.core import (
+    AssetKey,
+    AssetStatus,
+    ConfigError,
+    StaleStatus,
+    fingerprint_value,
+)
 
 
 @pytest.mark.parametrize(
@@ -101,3 +107,59 @@ def test_import_without_dbt_says_what_to_install() -> None:
                             check=False)
     assert result.returncode == 1
     assert "pip install 'insync[dbt]'" in result.stderr
+
+
+def test_split_args_takes_the_users_batch_range_for_insync_to_narrow() -> None:
+    args = split_args(["--event-time-start", "2026-11-01", "--event-time-end=2026-11-05",
+                       "--threads", "2"])
+    assert args.event_time == ("2026-11-01", "2026-11-05")
+    assert args.build == ("--threads", "2")  # insync passes its own range per call
+    with pytest.raises(ConfigError, match="--event-time-end needs a value"):
+        split_args(["--event-time-end"])
+
+
+def _asset(short: str, parents: tuple[str, ...] = (), **kw: object) -> _manifest.DbtAsset:
+    name = short
+    fields: dict[str, object] = {
+        "unique_id": f"model.p.{short}", "name": short, "resource_type": "model",
+        "key": AssetKey(["p", name]), "materialized": "table", "code_version": "v1",
+        "data_version": "logical", "parents": parents, "relation": None, "database": None,
+        "schema": "main", "identifier": name, **kw}
+    return _manifest.DbtAsset(**fields)  # type: ignore[arg-type]
+
+
+def test_readers_of_an_unobserved_source_always_rebuild_and_say_so() -> None:
+    from insync.adapters.dbt._plan import plan
+
+    source = _asset("orders", resource_type="source", code_version=None,
+                    unique_id="source.p.raw.orders", name="raw.orders")
+    reader = _asset("stg", ("source.p.raw.orders",))
+    child = _asset("mart", ("model.p.stg",))
+    assets = {a.unique_id: a for a in (source, reader, child)}
+    version = fingerprint_value("fresh")
+    fresh = {a.key: AssetStatus(a.key, StaleStatus.FRESH, version, "v1", "materializable", "dbt")
+             for a in (reader, child)}
+    decisions = {d.unique_id: d for d in plan(assets, {reader.unique_id, child.unique_id}, fresh,
+                                              unobserved={"source.p.raw.orders"})}
+    assert decisions["model.p.stg"].reason == "raw.orders is not observed"
+    assert decisions["model.p.mart"].reason == "p/stg is rebuilt in this run"
+    calm = plan(assets, {reader.unique_id}, fresh)
+    assert [d.build for d in calm] == [False]  # observed (not in `unobserved`): reused
+
+
+def test_incremental_calls_split_around_full_refreshes_parents_first() -> None:
+    from insync.adapters.dbt._plan import Decision
+    from insync.adapters.dbt._project import _Context, _stages
+
+    a = _asset("a")
+    inc = _asset("inc", ("model.p.a",), materialized="incremental")
+    b = _asset("b", ("model.p.inc",))
+    other = _asset("other", ("model.p.a",), materialized="incremental")
+    ctx = _Context(None, None, {x.unique_id: x for x in (a, inc, b, other)}, "duckdb", None)  # type: ignore[arg-type]
+    stages = _stages(ctx, [Decision("model.p.a", True, "x"),
+                           Decision("model.p.inc", True, "code", full_refresh=True),
+                           Decision("model.p.b", True, "x"),
+                           Decision("model.p.other", True, "data")])
+    assert [[d.unique_id.rpartition(".")[2] for d in s] for s in stages] == [
+        ["a", "other"], ["inc"], ["b"]]
+    assert [s[0].full_refresh for s in stages] == [False, True, False]

@@ -1,0 +1,3 @@
+select currency, sum(revenue) as revenue, count(*) as sales
+from {{ ref('daily_revenue') }}
+group by currency
