@@ -187,7 +187,10 @@ class InsyncCachePolicy(CachePolicy):
                 step.decision = replace(decision, value=NO_VALUE)
         else:
             key = fresh_key
-            if not refresh and result_store.exists(key):
+            # A racing run that holds the key's lock is writing this very result (the value is
+            # persisted before its commit): keep the key, wait on the lock, and end Cached.
+            in_flight = result_store.lock_manager is not None and result_store.is_locked(key)
+            if not refresh and not in_flight and result_store.exists(key):
                 # An older record under this key (a reverted code version, a forced re-run)
                 # would make Prefect report Cached although insync decided to run.
                 key = f"{fresh_key}-{task_run.id.hex}-{task_run.run_count}"
