@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from insync.core import ConfigError, DataVersion, PartitionMapping, PartitionsDefinition
 
@@ -188,7 +188,7 @@ def _versioned_class(cls: type[Any], settings: VersionSettings) -> type[Any]:
     # show the operator the author wrote; the settings ride on the class so that a mapped
     # operator's per-index instances (built from `operator_class`) carry them too.
     def execute(self: BaseOperator, context: Context) -> Any:
-        parent = super(subclass, self)
+        parent = cast("BaseOperator", super(subclass, self))
         return run_versioned(context, settings, lambda: parent.execute(context))
 
     def resume_execution(
@@ -196,11 +196,9 @@ def _versioned_class(cls: type[Any], settings: VersionSettings) -> type[Any]:
     ) -> Any:
         # A deferred operator finishes in a new process: check again there and record then
         # (its inputs are snapshot at resume time, after the deferral).
-        parent = super(subclass, self)
+        parent = cast("BaseOperator", super(subclass, self))
         return run_versioned(
-            context,
-            settings,
-            lambda: parent.resume_execution(next_method, next_kwargs, context),  # type: ignore[misc]
+            context, settings, lambda: parent.resume_execution(next_method, next_kwargs, context)
         )
 
     execute.__doc__ = _EXECUTE_DOC
@@ -211,7 +209,8 @@ def _versioned_class(cls: type[Any], settings: VersionSettings) -> type[Any]:
         "__qualname__": cls.__qualname__,
         "_insync_settings": settings,
     }
-    subclass = type(cls)(cls.__name__, (cls,), namespace)
+    metaclass: Callable[..., type[Any]] = type(cls)  # BaseOperator's metaclass, not plain `type`
+    subclass = metaclass(cls.__name__, (cls,), namespace)
     return subclass
 
 

@@ -56,7 +56,7 @@ class InsyncObservationTrigger(BaseEventTrigger):
         poll_interval: float = 60.0,
         store: str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is untyped
         if fire_on not in ("new", "unconsumed"):
             raise ConfigError(f"fire_on={fire_on!r}; use 'new' or 'unconsumed'")
         if poll_interval <= 0:

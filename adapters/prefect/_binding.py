@@ -118,7 +118,7 @@ class Binding:
             framework=FRAMEWORK,
             metadata=self.metadata,
             partitions=self.partitions,
-            partition_mappings=self.partition_mappings or None,
+            partition_mappings={dep: mapping for dep, mapping in self.partition_mappings.items()} or None,
         )
 
     def user_data_version(self, value: Any) -> DataVersion | str | None:
