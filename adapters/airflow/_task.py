@@ -17,6 +17,7 @@ from ._protocol import auto_source_of_operator, run_versioned
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
+    from insync.core import EventStore, ValueCache
 
 __all__ = ["versioned", "versioned_operator", "wrap_operator"]
 
@@ -31,8 +32,8 @@ def _settings(
     deps: Iterable[str | Sequence[str]] | None,
     data_version: Callable[[Any], DataVersion | str] | None,
     force: bool,
-    store: str | None,
-    cache: str | None,
+    store: EventStore | str | None,
+    cache: ValueCache | str | None,
     partitions: PartitionsDefinition | None = None,
     partition: str | Callable[[Any], str] | None = None,
     partition_mappings: Mapping[str, PartitionMapping] | None = None,
@@ -71,8 +72,8 @@ def versioned(
     deps: Iterable[str | Sequence[str]] | None = None,
     data_version: Callable[[Any], DataVersion | str] | None = None,
     force: bool = False,
-    store: str | None = None,
-    cache: str | None = None,
+    store: EventStore | str | None = None,
+    cache: ValueCache | str | None = None,
     partitions: PartitionsDefinition | None = None,
     partition: str | Callable[[Any], str] | None = None,
     partition_mappings: Mapping[str, PartitionMapping] | None = None,
@@ -90,8 +91,8 @@ def versioned(
     deps: Iterable[str | Sequence[str]] | None = None,
     data_version: Callable[[Any], DataVersion | str] | None = None,
     force: bool = False,
-    store: str | None = None,
-    cache: str | None = None,
+    store: EventStore | str | None = None,
+    cache: ValueCache | str | None = None,
     partitions: PartitionsDefinition | None = None,
     partition: str | Callable[[Any], str] | None = None,
     partition_mappings: Mapping[str, PartitionMapping] | None = None,
@@ -113,8 +114,11 @@ def versioned(
     :param deps: asset keys read; default the task's inlets plus its versioned upstream tasks.
     :param data_version: optional function ``value -> data version`` (else the logical one).
     :param force: always run (also per run: ``dag_run.conf = {"insync_force": true}``).
-    :param store: insync store URL (default: $INSYNC_DATABASE_URL > $INSYNC_HOME > ./.insync).
-    :param cache: value cache URL (default: $INSYNC_CACHE_URL > <home>/values).
+    :param store: an ``EventStore`` or a store URL (default: $INSYNC_DATABASE_URL >
+        $INSYNC_HOME > ./.insync). A URL is opened per task run, in the worker; an ``EventStore``
+        built in the DAG file opens a connection at every parse, so prefer the URL.
+    :param cache: a ``ValueCache`` or a value cache URL (default: $INSYNC_CACHE_URL >
+        <home>/values).
     :param partitions: partitions of the asset, e.g. ``TimeWindowPartitions("daily",
         start="2026-01-01")``: each run computes one (the window holding its data interval
         start, or the run's Airflow ``partition_key``), with its own record and cached value.
@@ -270,8 +274,8 @@ def versioned_operator(
     deps: Iterable[str | Sequence[str]] | None = None,
     data_version: Callable[[Any], DataVersion | str] | None = None,
     force: bool = False,
-    store: str | None = None,
-    cache: str | None = None,
+    store: EventStore | str | None = None,
+    cache: ValueCache | str | None = None,
     partitions: PartitionsDefinition | None = None,
     partition: str | Callable[[Any], str] | None = None,
     partition_mappings: Mapping[str, PartitionMapping] | None = None,

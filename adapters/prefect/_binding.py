@@ -88,8 +88,8 @@ class Binding:
     deps: frozenset[AssetKey]
     infer_deps: bool
     data_version: Callable[[Any], DataVersion | str] | None
-    store: str | EventStore | None
-    value_cache: ValueCache | None
+    store: EventStore | str | None
+    cache: ValueCache | str | None
     force: bool
     metadata: Mapping[str, Any] | None
     signature: inspect.Signature
@@ -223,8 +223,8 @@ def make_binding(
     deps: frozenset[AssetKey],
     infer_deps: bool,
     data_version: Callable[[Any], DataVersion | str] | None,
-    store: str | EventStore | None,
-    value_cache: ValueCache | None,
+    store: EventStore | str | None,
+    cache: ValueCache | str | None,
     force: bool,
     metadata: Mapping[str, Any] | None,
     ignore_parameters: Iterable[str],
@@ -293,7 +293,7 @@ def make_binding(
         infer_deps=infer_deps,
         data_version=data_version,
         store=store,
-        value_cache=value_cache,
+        cache=cache,
         force=force,
         metadata=metadata,
         signature=signature,

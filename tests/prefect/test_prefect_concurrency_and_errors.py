@@ -185,8 +185,9 @@ def test_decoration_errors_name_the_problem_and_the_fix() -> None:
         versioned("raw/orders", metadata={"owner": object()})(_task())
     with pytest.raises(ConfigError, match="lock_manager applies to versioned tasks"):
         versioned("raw/orders", lock_manager=MemoryLockManager())(flow(lambda: 1, name="f"))
-    with pytest.raises(ConfigError, match="value_cache"):
-        versioned("raw/orders", value_cache="/tmp/x")  # type: ignore[arg-type]
+    bad_cache = r"cache for raw/orders must be a URL string or an insync\.core\.ValueCache"
+    with pytest.raises(ConfigError, match=bad_cache):
+        versioned("raw/orders", cache=42)  # type: ignore[arg-type]
 
     @task
     def generator() -> Any:
