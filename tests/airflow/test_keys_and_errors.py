@@ -131,18 +131,6 @@ def test_deferrable_sensor_needs_an_importable_observe_function():
         InsyncObservationSensor(task_id="s", observe=lambda: "v1", deferrable=True)
 
 
-def test_exported_names():
-    import insync.adapters.airflow as adapter
-
-    assert adapter.__all__ == [
-        "InsyncObservationSensor",
-        "InsyncObservationTrigger",
-        "versioned",
-        "versioned_operator",
-    ]
-    assert adapter.__all__ == sorted(adapter.__all__)
-
-
 def test_import_without_airflow_names_the_extra():
     script = (
         "import sys\n"

@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import insync.adapters.prefect as adapter
 import pytest
 from insync.adapters.prefect import observation_flow, source_changed_trigger, versioned
 from insync.core import (
@@ -140,16 +139,6 @@ def test_two_concurrent_flow_runs_leave_one_consistent_record_set(
         del os.environ["INSYNC_DATABASE_URL"]
     assert value == {"total": 6}
     assert states == {"raw": "Cached", "slow": "Cached"}
-
-
-def test_exported_members() -> None:
-    assert adapter.__all__ == sorted(adapter.__all__)
-    assert adapter.__all__ == [
-        "SOURCE_CHANGED_EVENT",
-        "observation_flow",
-        "source_changed_trigger",
-        "versioned",
-    ]
 
 
 def test_import_without_prefect_says_what_to_install() -> None:
