@@ -21,6 +21,9 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest
 
+# ruff, then mypy strict over insync.core and every adapter ([tool.mypy] in pyproject.toml). mypy
+# reads the `insync` namespace through .mypy/insync/{core,adapters}, two committed symlinks standing
+# in for the package-dir mapping it cannot follow. tests/test_lint.py runs both, so `make test` does too.
 lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy

@@ -158,7 +158,9 @@ def _load_latest(conn: sa.Connection, query: Any, params: dict[str, Any], graph:
         rows = conn.execute(query, params).fetchall()
     keys: dict[str, AssetKey] = {}  # one AssetKey and one dict lookup per asset, not per row
     parts_of: dict[str, dict[str, LatestRecords]] = {}
-    for asset_key, partition, kind, event_id, version, code_version, user_provided, run_id, digest, params_ in rows:
+    for (
+        asset_key, partition, kind, event_id, version, code_version, user_provided, run_id, digest, params_
+    ) in rows:
         if partition:
             parts = parts_of.get(asset_key)
             if parts is None:

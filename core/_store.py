@@ -113,7 +113,7 @@ class StepStore(Protocol):
         inputs: Sequence[InputVersion] | None = None,
         partition: str | None = None,
         parameters: Sequence[tuple[str, str]] = (),
-        code_version: str | None | _Registered = REGISTERED,
+        code_version: str | _Registered | None = REGISTERED,
     ) -> Event: ...
 
 

@@ -9,8 +9,6 @@ emit Airflow asset events, plus a sensor and an event trigger that observe sourc
 - ``insync airflow plan DAG_ID`` (``insync.adapters.airflow.cli``): what would run, and why.
 """
 
-from __future__ import annotations
-
 try:
     import airflow.sdk  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised in an environment without Airflow

@@ -16,7 +16,8 @@ partition ``3`` of ``etl/load`` (a ``DynamicPartitions`` named after the key).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -24,9 +25,11 @@ from insync.core import (
     AssetKey,
     ConfigError,
     DataVersion,
+    EventStore,
     InvalidAssetKey,
     PartitionMapping,
     PartitionsDefinition,
+    ValueCache,
 )
 
 if TYPE_CHECKING:
@@ -38,7 +41,10 @@ __all__ = [
     "deps_for",
     "insync_extra",
     "key_from_asset_name",
+    "opened_store",
     "settings_of",
+    "store_url",
+    "value_cache",
 ]
 
 #: Key under which insync settings live in an Airflow ``Asset.extra``.
@@ -58,8 +64,8 @@ class VersionSettings:
     deps: tuple[str | Sequence[str], ...] | None = None
     data_version: Callable[[Any], DataVersion | str] | None = None
     force: bool = False
-    store: str | None = None
-    cache: str | None = None
+    store: EventStore | str | None = None
+    cache: ValueCache | str | None = None
     kind: Literal["materializable", "observable"] = "materializable"
     #: Partitions of the task's asset; ``partition`` names the run's one (a Jinja template
     #: rendered with the task context, or a function ``context -> key``), else see
@@ -84,6 +90,14 @@ class VersionSettings:
             raise ConfigError(
                 f"data_version= must be a function value -> data version, "
                 f"not {type(self.data_version).__name__}"
+            )
+        if self.store is not None and not isinstance(self.store, (str, EventStore)):
+            raise ConfigError(
+                f"store= must be a URL string or an insync.core.EventStore, not {type(self.store).__name__}"
+            )
+        if self.cache is not None and not isinstance(self.cache, (str, ValueCache)):
+            raise ConfigError(
+                f"cache= must be a URL string or an insync.core.ValueCache, not {type(self.cache).__name__}"
             )
         if self.code_version is not None and not isinstance(self.code_version, str):
             raise ConfigError(
@@ -111,6 +125,30 @@ class VersionSettings:
                     f"parameter_fingerprints[{name!r}] must be a function value -> fingerprintable "
                     f"value, not {type(fn).__name__}"
                 )
+
+
+@contextmanager
+def opened_store(store: EventStore | str | None) -> Iterator[EventStore]:
+    """The store for one task run: a given ``EventStore`` as is (its owner closes it), else one
+    opened from the URL (or the default location) for the block and closed after it.
+
+    :raises StoreError: the store cannot be opened.
+    """
+    if isinstance(store, EventStore):
+        yield store
+        return
+    with EventStore(store) as opened:
+        yield opened
+
+
+def value_cache(cache: ValueCache | str | None) -> ValueCache:
+    """A given ``ValueCache``, else one at the URL (or the default location)."""
+    return cache if isinstance(cache, ValueCache) else ValueCache(cache)
+
+
+def store_url(store: EventStore | str | None) -> str | None:
+    """What a trigger serializes for the triggerer process: the URL, never the open store."""
+    return store.settings.database_url if isinstance(store, EventStore) else store
 
 
 def _parse_key(value: str | Sequence[str] | AssetKey, *, what: str) -> AssetKey:

@@ -27,16 +27,14 @@ from insync.core import (
     AssetSpec,
     ConfigError,
     DataVersion,
-    EventStore,
     InvalidCodeVersion,
     PartitionsDefinition,
     Step,
-    ValueCache,
     resolve_code_version,
 )
 
 from ._inputs import code_analysis, partition_of, task_inputs
-from ._keys import VersionSettings, asset_key_for, deps_for
+from ._keys import VersionSettings, asset_key_for, deps_for, opened_store, value_cache
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -220,13 +218,13 @@ def run_versioned(
     inputs = task_inputs(context, settings, spec.deps, fn=fn, arguments=arguments)
     run_id = run_id_of(context)
     needs_value = bool(getattr(task, "do_xcom_push", True))
-    with EventStore(settings.store) as store:
+    with opened_store(settings.store) as store:
         step = Step(
             store,
             spec,
             run_id=run_id,
             framework=FRAMEWORK,
-            cache=ValueCache(settings.cache),
+            cache=value_cache(settings.cache),
             force=settings.force or _forced(context, key),
             partition=partition,
             parameters=inputs.parameters,

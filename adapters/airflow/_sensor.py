@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk import BaseSensorOperator, PokeReturnValue
 from insync.core import AssetKey, EventStore
 
-from ._keys import VersionSettings, asset_key_for, deps_for, settings_of
+from ._keys import VersionSettings, asset_key_for, deps_for, opened_store, settings_of
 from ._observation import Observation, callable_path, load_observe, observe_once
 from ._protocol import XCOM_MARKER_KEY, run_id_of
 from ._trigger import InsyncObservationTrigger
@@ -58,7 +58,7 @@ class InsyncObservationSensor(BaseSensorOperator):
         observe_kwargs: Mapping[str, Any] | None = None,
         key: str | Sequence[str] | None = None,
         consumers: Sequence[str] | None = None,
-        store: str | None = None,
+        store: EventStore | str | None = None,
         deferrable: bool = False,
         wait_for_change: bool = True,
         **kwargs: Any,
@@ -108,7 +108,7 @@ class InsyncObservationSensor(BaseSensorOperator):
 
         :raises ObservationError: the source cannot be read.
         """
-        with EventStore(self._insync_settings.store) as store:
+        with opened_store(self._insync_settings.store) as store:
             observation = observe_once(
                 store,
                 self._key(),

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, TypeVar, overload
+from typing import TYPE_CHECKING, Any, TypeVar, cast, overload
 
 from insync.core import ConfigError, DataVersion, PartitionMapping, PartitionsDefinition
 
@@ -17,6 +17,7 @@ from ._protocol import auto_source_of_operator, run_versioned
 
 if TYPE_CHECKING:
     from airflow.sdk import BaseOperator, Context
+    from insync.core import EventStore, ValueCache
 
 __all__ = ["versioned", "versioned_operator", "wrap_operator"]
 
@@ -31,8 +32,8 @@ def _settings(
     deps: Iterable[str | Sequence[str]] | None,
     data_version: Callable[[Any], DataVersion | str] | None,
     force: bool,
-    store: str | None,
-    cache: str | None,
+    store: EventStore | str | None,
+    cache: ValueCache | str | None,
     partitions: PartitionsDefinition | None = None,
     partition: str | Callable[[Any], str] | None = None,
     partition_mappings: Mapping[str, PartitionMapping] | None = None,
@@ -71,8 +72,8 @@ def versioned(
     deps: Iterable[str | Sequence[str]] | None = None,
     data_version: Callable[[Any], DataVersion | str] | None = None,
     force: bool = False,
-    store: str | None = None,
-    cache: str | None = None,
+    store: EventStore | str | None = None,
+    cache: ValueCache | str | None = None,
     partitions: PartitionsDefinition | None = None,
     partition: str | Callable[[Any], str] | None = None,
     partition_mappings: Mapping[str, PartitionMapping] | None = None,
@@ -90,8 +91,8 @@ def versioned(
     deps: Iterable[str | Sequence[str]] | None = None,
     data_version: Callable[[Any], DataVersion | str] | None = None,
     force: bool = False,
-    store: str | None = None,
-    cache: str | None = None,
+    store: EventStore | str | None = None,
+    cache: ValueCache | str | None = None,
     partitions: PartitionsDefinition | None = None,
     partition: str | Callable[[Any], str] | None = None,
     partition_mappings: Mapping[str, PartitionMapping] | None = None,
@@ -113,8 +114,11 @@ def versioned(
     :param deps: asset keys read; default the task's inlets plus its versioned upstream tasks.
     :param data_version: optional function ``value -> data version`` (else the logical one).
     :param force: always run (also per run: ``dag_run.conf = {"insync_force": true}``).
-    :param store: insync store URL (default: $INSYNC_DATABASE_URL > $INSYNC_HOME > ./.insync).
-    :param cache: value cache URL (default: $INSYNC_CACHE_URL > <home>/values).
+    :param store: an ``EventStore`` or a store URL (default: $INSYNC_DATABASE_URL >
+        $INSYNC_HOME > ./.insync). A URL is opened per task run, in the worker; an ``EventStore``
+        built in the DAG file opens a connection at every parse, so prefer the URL.
+    :param cache: a ``ValueCache`` or a value cache URL (default: $INSYNC_CACHE_URL >
+        <home>/values).
     :param partitions: partitions of the asset, e.g. ``TimeWindowPartitions("daily",
         start="2026-01-01")``: each run computes one (the window holding its data interval
         start, or the run's Airflow ``partition_key``), with its own record and cached value.
@@ -188,7 +192,7 @@ def _versioned_class(cls: type[Any], settings: VersionSettings) -> type[Any]:
     # show the operator the author wrote; the settings ride on the class so that a mapped
     # operator's per-index instances (built from `operator_class`) carry them too.
     def execute(self: BaseOperator, context: Context) -> Any:
-        parent = super(subclass, self)
+        parent = cast("BaseOperator", super(subclass, self))
         return run_versioned(context, settings, lambda: parent.execute(context))
 
     def resume_execution(
@@ -196,11 +200,9 @@ def _versioned_class(cls: type[Any], settings: VersionSettings) -> type[Any]:
     ) -> Any:
         # A deferred operator finishes in a new process: check again there and record then
         # (its inputs are snapshot at resume time, after the deferral).
-        parent = super(subclass, self)
+        parent = cast("BaseOperator", super(subclass, self))
         return run_versioned(
-            context,
-            settings,
-            lambda: parent.resume_execution(next_method, next_kwargs, context),  # type: ignore[misc]
+            context, settings, lambda: parent.resume_execution(next_method, next_kwargs, context)
         )
 
     execute.__doc__ = _EXECUTE_DOC
@@ -211,7 +213,8 @@ def _versioned_class(cls: type[Any], settings: VersionSettings) -> type[Any]:
         "__qualname__": cls.__qualname__,
         "_insync_settings": settings,
     }
-    subclass = type(cls)(cls.__name__, (cls,), namespace)
+    metaclass: Callable[..., type[Any]] = type(cls)  # BaseOperator's metaclass, not plain `type`
+    subclass = metaclass(cls.__name__, (cls,), namespace)
     return subclass
 
 
@@ -271,8 +274,8 @@ def versioned_operator(
     deps: Iterable[str | Sequence[str]] | None = None,
     data_version: Callable[[Any], DataVersion | str] | None = None,
     force: bool = False,
-    store: str | None = None,
-    cache: str | None = None,
+    store: EventStore | str | None = None,
+    cache: ValueCache | str | None = None,
     partitions: PartitionsDefinition | None = None,
     partition: str | Callable[[Any], str] | None = None,
     partition_mappings: Mapping[str, PartitionMapping] | None = None,

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from airflow.triggers.base import BaseEventTrigger, TriggerEvent
 from insync.core import AssetKey, ConfigError, EventStore
 
-from ._keys import key_from_asset_name
+from ._keys import key_from_asset_name, store_url
 from ._observation import Observation, callable_path, load_observe, observe_once
 
 __all__ = ["InsyncObservationTrigger"]
@@ -41,7 +41,8 @@ class InsyncObservationTrigger(BaseEventTrigger):
     :param consumers: asset keys compared in ``"unconsumed"`` mode (default: every registered
         asset depending on ``key``).
     :param poll_interval: seconds between observations.
-    :param store: insync store URL (default resolution otherwise).
+    :param store: an ``EventStore`` or a store URL (default resolution otherwise); the trigger
+        keeps the URL only, since it is serialized for the triggerer.
     :raises ConfigError: malformed key, an observe function that cannot be imported, bad mode.
     """
 
@@ -54,9 +55,9 @@ class InsyncObservationTrigger(BaseEventTrigger):
         fire_on: FireOn = "new",
         consumers: Sequence[str] | None = None,
         poll_interval: float = 60.0,
-        store: str | None = None,
+        store: EventStore | str | None = None,
     ) -> None:
-        super().__init__()
+        super().__init__()  # type: ignore[no-untyped-call]  # BaseTrigger.__init__ is untyped
         if fire_on not in ("new", "unconsumed"):
             raise ConfigError(f"fire_on={fire_on!r}; use 'new' or 'unconsumed'")
         if poll_interval <= 0:
@@ -67,7 +68,7 @@ class InsyncObservationTrigger(BaseEventTrigger):
         self.fire_on: FireOn = fire_on
         self.consumers = None if consumers is None else [str(AssetKey.parse(c)) for c in consumers]
         self.poll_interval = float(poll_interval)
-        self.store = store
+        self.store = store_url(store)
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (

@@ -6,14 +6,12 @@
 or on the command line: `insync dbt build --select marts`.
 """
 
-from __future__ import annotations
-
-from importlib.metadata import PackageNotFoundError, version
+import importlib.metadata
 
 # Checked by distribution, not by import: importing dbt takes seconds, and only a build needs it.
 try:
-    version("dbt-core")
-except PackageNotFoundError as exc:  # pragma: no cover - exercised without dbt installed
+    importlib.metadata.version("dbt-core")
+except importlib.metadata.PackageNotFoundError as exc:  # pragma: no cover - exercised without dbt installed
     raise ImportError(
         "insync.adapters.dbt needs dbt-core and a dbt adapter: pip install 'insync[dbt]'"
     ) from exc

@@ -58,7 +58,9 @@ BUILD_CONFIGS: Final = (
     "lookback", "concurrent_batches", "external_location", "format", "options",
 )
 # dbt's microbatch `batch_size` -> insync's time-window cadence (a year has no insync cadence).
-CADENCE_OF_BATCH: Final = {"hour": "hourly", "day": "daily", "month": "monthly"}
+CADENCE_OF_BATCH: Final[dict[str, Literal["hourly", "daily", "monthly"]]] = {
+    "hour": "hourly", "day": "daily", "month": "monthly"
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +114,8 @@ class DbtAsset:
         other orchestrator materializes that key, and its records are the truth.
         """
         if self.is_source:
-            kind = "observable" if self.observation and observed else "external"
+            observable = self.observation is not None and observed
+            kind: Literal["observable", "external"] = "observable" if observable else "external"
             return AssetSpec(self.key, kind=kind, framework=FRAMEWORK, metadata=self._metadata(),
                              partitions=self.partitions if observed else None)
         return AssetSpec(
@@ -375,7 +378,7 @@ def _partition_sources(assets: dict[str, DbtAsset]) -> None:
     for asset in assets.values():
         for parent in asset.parents:
             readers.setdefault(parent, []).append(asset)
-    order = {c: i for i, c in enumerate(CADENCE_OF_BATCH.values())}
+    order: dict[str, int] = {c: i for i, c in enumerate(CADENCE_OF_BATCH.values())}
     for uid, source in list(assets.items()):
         kids = readers.get(uid, [])
         if not (source.is_source and source.event_time and kids and source.observation

@@ -10,8 +10,6 @@
 - `source_changed_trigger(*keys)`: the deployment trigger that starts a downstream flow then.
 """
 
-from __future__ import annotations
-
 try:
     import prefect  # noqa: F401
 except ImportError as exc:  # pragma: no cover - exercised without Prefect installed

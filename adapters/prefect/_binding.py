@@ -88,8 +88,8 @@ class Binding:
     deps: frozenset[AssetKey]
     infer_deps: bool
     data_version: Callable[[Any], DataVersion | str] | None
-    store: str | EventStore | None
-    value_cache: ValueCache | None
+    store: EventStore | str | None
+    cache: ValueCache | str | None
     force: bool
     metadata: Mapping[str, Any] | None
     signature: inspect.Signature
@@ -118,7 +118,7 @@ class Binding:
             framework=FRAMEWORK,
             metadata=self.metadata,
             partitions=self.partitions,
-            partition_mappings=self.partition_mappings or None,
+            partition_mappings={dep: mapping for dep, mapping in self.partition_mappings.items()} or None,
         )
 
     def user_data_version(self, value: Any) -> DataVersion | str | None:
@@ -223,8 +223,8 @@ def make_binding(
     deps: frozenset[AssetKey],
     infer_deps: bool,
     data_version: Callable[[Any], DataVersion | str] | None,
-    store: str | EventStore | None,
-    value_cache: ValueCache | None,
+    store: EventStore | str | None,
+    cache: ValueCache | str | None,
     force: bool,
     metadata: Mapping[str, Any] | None,
     ignore_parameters: Iterable[str],
@@ -293,7 +293,7 @@ def make_binding(
         infer_deps=infer_deps,
         data_version=data_version,
         store=store,
-        value_cache=value_cache,
+        cache=cache,
         force=force,
         metadata=metadata,
         signature=signature,

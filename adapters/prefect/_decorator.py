@@ -37,12 +37,12 @@ _T = TypeVar("_T", bound="Task[Any, Any] | Flow[Any, Any]")
 def versioned(
     key: str | Sequence[str] | AssetKey,
     *,
-    code_version: str | None = None,
+    code_version: str | None = "auto",
     deps: Iterable[str | Sequence[str] | AssetKey] = (),
     infer_deps: bool = True,
     data_version: Callable[[Any], DataVersion | str] | None = None,
-    store: str | EventStore | None = None,
-    value_cache: ValueCache | None = None,
+    store: EventStore | str | None = None,
+    cache: ValueCache | str | None = None,
     force: bool = False,
     metadata: Mapping[str, Any] | None = None,
     lock_manager: LockManager | None = None,
@@ -75,9 +75,9 @@ def versioned(
     the project code it calls) make every run execute, and the log line says which.
 
     :param key: the asset key, `"a/b"` or `["a", "b"]`.
-    :param code_version: a version string, `"auto"` (hash of the function's source and of the
-        project code and constants it reaches, computed at the first run in each process) or
-        None (unknown: always runs).
+    :param code_version: `"auto"` (default: hash of the function's source and of the project
+        code and constants it reaches, computed at the first run in each process), a version
+        string, or None (unknown: always runs).
     :param deps: upstream asset keys the function reads. When given they are the deps: they win
         over inference (and an argument that is the value of an unlisted versioned task is an
         error). Deps across processes or flows (another flow's asset, a file another
@@ -88,11 +88,12 @@ def versioned(
         drop one, declare `deps=`.
     :param data_version: a function of the returned value giving its data version (e.g. a
         content fingerprint); by default the version is logical (code + input versions).
-    :param store: insync store URL or store; default: `INSYNC_DATABASE_URL`, `INSYNC_HOME` or
-        `./.insync`, read when the first run starts.
-    :param value_cache: also keep values in this insync value cache (shared with the other
-        adapters); tasks otherwise rely on Prefect's result persistence. Flows always use a
-        value cache (the default one when None).
+    :param store: an `EventStore` or a store URL; default: `INSYNC_DATABASE_URL`, `INSYNC_HOME`
+        or `./.insync`, read when the first run starts.
+    :param cache: a `ValueCache` or a cache URL: also keep values in this insync value cache
+        (shared with the other adapters); tasks otherwise rely on Prefect's result persistence.
+        Flows always use a value cache (the default one, `INSYNC_CACHE_URL` or next to the
+        store, when None).
     :param force: always run (Prefect's `refresh_cache=True` does the same per task).
     :param metadata: owner metadata stored with the asset definition.
     :param lock_manager: tasks only: a Prefect lock manager (e.g.
@@ -131,9 +132,10 @@ def versioned(
             f"store for {asset_key} must be a URL string or an insync.core.EventStore, not "
             f"{type(store).__name__}"
         )
-    if value_cache is not None and not isinstance(value_cache, ValueCache):
+    if cache is not None and not isinstance(cache, (str, ValueCache)):
         raise ConfigError(
-            f"value_cache for {asset_key} must be an insync.core.ValueCache, not {type(value_cache).__name__}"
+            f"cache for {asset_key} must be a URL string or an insync.core.ValueCache, not "
+            f"{type(cache).__name__}"
         )
 
     def decorate(obj: _T) -> _T:
@@ -146,7 +148,7 @@ def versioned(
                 infer_deps=infer_deps,
                 data_version=data_version,
                 store=store,
-                value_cache=value_cache,
+                cache=cache,
                 force=force,
                 metadata=metadata,
                 ignore_parameters=ignore_parameters,
@@ -204,7 +206,7 @@ def _version_flow(flow_obj: Flow[Any, Any], binding: Binding) -> Flow[Any, Any]:
             binding.spec(binding.deps, code_version),
             run_id=run_id or uuid4().hex,
             framework=FRAMEWORK,
-            cache=open_value_cache(binding.value_cache),
+            cache=open_value_cache(binding.cache),
             force=binding.force or bool(PREFECT_TASKS_REFRESH_CACHE.value()),
             unseen_inputs=unseen,
             **binding.step_options(bound.arguments),

@@ -85,11 +85,15 @@ def open_store(store: str | EventStore | None) -> EventStore:
         return opened
 
 
-def open_value_cache(cache: ValueCache | None) -> ValueCache:
-    """The given value cache, or the default one (INSYNC_CACHE_URL or next to the store)."""
-    if cache is not None:
+def open_value_cache(cache: ValueCache | str | None) -> ValueCache:
+    """The given value cache, or one opened (once per process) from a URL or the default location
+    (INSYNC_CACHE_URL or next to the store).
+
+    :raises insync.core.ConfigError: the URL cannot be used.
+    """
+    if isinstance(cache, ValueCache):
         return cache
-    url = resolve_settings().cache_url
+    url = resolve_settings(cache_url=cache).cache_url
     with _open_lock:
         opened = _caches.get(url)
         if opened is None:

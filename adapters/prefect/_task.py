@@ -40,6 +40,7 @@ from ._runtime import (
     BoundedMap,
     cache_key,
     open_store,
+    open_value_cache,
     upstream_keys,
 )
 
@@ -144,7 +145,7 @@ class InsyncCachePolicy(CachePolicy):
         upstream = [name for name, keys in from_upstream.items() if binding.key not in keys]
         options = binding.step_options(binding.call_values(inputs), upstream)
         refresh = _refresh_requested(task_ctx.task)
-        needs_value = binding.value_cache is not None
+        needs_value = binding.cache is not None
 
         def check(deps: set[AssetKey]) -> Step:
             step = Step(
@@ -152,7 +153,7 @@ class InsyncCachePolicy(CachePolicy):
                 binding.spec(deps, code_version),
                 run_id=str(task_run.flow_run_id or task_run.id),
                 framework=FRAMEWORK,
-                cache=binding.value_cache,
+                cache=None if binding.cache is None else open_value_cache(binding.cache),
                 force=binding.force or refresh,
                 unseen_inputs=unseen,
                 **options,
@@ -177,7 +178,7 @@ class InsyncCachePolicy(CachePolicy):
             latest = store.history(binding.key, limit=1, kind="materialization", partition=step.partition)
             recorded = latest[0].metadata.get(CACHE_KEY_FIELD) if latest else None
             key = recorded if isinstance(recorded, str) else fresh_key
-            if binding.value_cache is not None:
+            if binding.cache is not None:
                 if not result_store.exists(key):
                     # The value lives in the insync value cache only (materialized elsewhere,
                     # or Prefect's storage was cleared): hand it to Prefect so the run still
@@ -274,7 +275,7 @@ def _record(binding: Binding, pending: _Pending, value: Any) -> None:
         if task_run.task_run.flow_run_id is not None:
             metadata["prefect_flow_run_id"] = str(task_run.task_run.flow_run_id)
     data_version = binding.user_data_version(value)
-    if binding.value_cache is not None:
+    if binding.cache is not None:
         event = pending.step.record(value, data_version=data_version, metadata=metadata)
     else:
         event = pending.step.record(data_version=data_version, metadata=metadata)

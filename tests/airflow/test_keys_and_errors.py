@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 from insync.core import ConfigError, InvalidAssetKey
@@ -68,12 +69,35 @@ def test_bad_settings_fail_when_the_dag_is_parsed():
         versioned(data_version="v1")  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="code_version= must be a string"):
         versioned(code_version=1)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"store= must be a URL string or an insync\.core\.EventStore"):
+        versioned(store=42)  # type: ignore[arg-type]
+    with pytest.raises(ConfigError, match=r"cache= must be a URL string or an insync\.core\.ValueCache"):
+        versioned(cache=42)  # type: ignore[arg-type]
     with pytest.raises(ConfigError, match="needs an Airflow operator instance"):
         versioned_operator(lambda: 1)
     with DAG("twice", schedule=None):
         op = versioned_operator(BashOperator(task_id="t", bash_command="x"))
         with pytest.raises(ConfigError, match="already versioned"):
             versioned_operator(op)
+
+
+def test_store_and_cache_take_an_object_or_a_url(sqlite_url: str, tmp_path: Path):
+    from insync.adapters.airflow import InsyncObservationTrigger
+    from insync.adapters.airflow._keys import opened_store, value_cache
+    from insync.core import EventStore, ValueCache
+
+    with EventStore(sqlite_url) as store:
+        with opened_store(store) as given:
+            assert given is store
+        assert store.definitions() == {}  # still open: its owner closes it
+        # The triggerer gets the URL, never the open store.
+        trigger = InsyncObservationTrigger(key="raw/x", observe="os.getcwd", store=store)
+        assert trigger.serialize()[1]["store"] == store.settings.database_url
+    with opened_store(sqlite_url) as opened:
+        assert opened.settings.database_url == store.settings.database_url
+    cache = ValueCache(str(tmp_path / "values"))
+    assert value_cache(cache) is cache
+    assert isinstance(value_cache(str(tmp_path / "other")), ValueCache)
 
 
 def test_versioned_above_task_is_refused_with_the_fix():
@@ -105,18 +129,6 @@ def test_deferrable_sensor_needs_an_importable_observe_function():
 
     with pytest.raises(ConfigError, match="cannot be imported by the triggerer"):
         InsyncObservationSensor(task_id="s", observe=lambda: "v1", deferrable=True)
-
-
-def test_exported_names():
-    import insync.adapters.airflow as adapter
-
-    assert adapter.__all__ == [
-        "InsyncObservationSensor",
-        "InsyncObservationTrigger",
-        "versioned",
-        "versioned_operator",
-    ]
-    assert adapter.__all__ == sorted(adapter.__all__)
 
 
 def test_import_without_airflow_names_the_extra():

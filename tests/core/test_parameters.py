@@ -96,7 +96,8 @@ def test_ignored_and_custom_fingerprinted_parameters(sqlite_url: str) -> None:
     spec = AssetSpec("a", code_version="1")
     lock = threading.Lock()
     with pytest.raises(
-        ParameterError, match=r"parameter 'conn' of step a cannot be fingerprinted.*ignore_parameters=\['conn'\]"
+        ParameterError,
+        match=r"parameter 'conn' of step a cannot be fingerprinted.*ignore_parameters=\['conn'\]",
     ):
         Step(store, spec, parameters={"conn": lock})
     run(Step(store, spec, parameters={"conn": lock, "day": "1"}, ignore_parameters=["conn"]))

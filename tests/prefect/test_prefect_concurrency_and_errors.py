@@ -10,7 +10,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import insync.adapters.prefect as adapter
 import pytest
 from insync.adapters.prefect import observation_flow, source_changed_trigger, versioned
 from insync.core import (
@@ -142,16 +141,6 @@ def test_two_concurrent_flow_runs_leave_one_consistent_record_set(
     assert states == {"raw": "Cached", "slow": "Cached"}
 
 
-def test_exported_members() -> None:
-    assert adapter.__all__ == sorted(adapter.__all__)
-    assert adapter.__all__ == [
-        "SOURCE_CHANGED_EVENT",
-        "observation_flow",
-        "source_changed_trigger",
-        "versioned",
-    ]
-
-
 def test_import_without_prefect_says_what_to_install() -> None:
     code = (
         "import sys; sys.modules['prefect'] = None\n"
@@ -185,8 +174,9 @@ def test_decoration_errors_name_the_problem_and_the_fix() -> None:
         versioned("raw/orders", metadata={"owner": object()})(_task())
     with pytest.raises(ConfigError, match="lock_manager applies to versioned tasks"):
         versioned("raw/orders", lock_manager=MemoryLockManager())(flow(lambda: 1, name="f"))
-    with pytest.raises(ConfigError, match="value_cache"):
-        versioned("raw/orders", value_cache="/tmp/x")  # type: ignore[arg-type]
+    bad_cache = r"cache for raw/orders must be a URL string or an insync\.core\.ValueCache"
+    with pytest.raises(ConfigError, match=bad_cache):
+        versioned("raw/orders", cache=42)  # type: ignore[arg-type]
 
     @task
     def generator() -> Any:

@@ -292,13 +292,17 @@ def test_futures_and_wait_for_are_inferred_deps_and_declared_deps_win(run_flow: 
     assert "add 'raw/a' to deps" in str(error)
 
 
-def test_insync_value_cache_refills_a_cleared_prefect_result_store(run_flow: Any, tmp_path: Path) -> None:
+@pytest.mark.parametrize("as_url", [False, True], ids=["ValueCache", "URL"])
+def test_insync_value_cache_refills_a_cleared_prefect_result_store(
+    run_flow: Any, tmp_path: Path, as_url: bool
+) -> None:
     from prefect.settings import PREFECT_LOCAL_STORAGE_PATH, temporary_settings
 
     calls: list[str] = []
-    cache = ValueCache(str(tmp_path / "values"))
+    # `cache=` takes a ValueCache or its URL, as in the Airflow adapter.
+    cache: ValueCache | str = str(tmp_path / "values") if as_url else ValueCache(str(tmp_path / "values"))
 
-    @versioned("analytics/kept", code_version="v1", value_cache=cache)
+    @versioned("analytics/kept", code_version="v1", cache=cache)
     @task
     def kept() -> dict[str, str]:
         calls.append("kept")
@@ -314,6 +318,25 @@ def test_insync_value_cache_refills_a_cleared_prefect_result_store(run_flow: Any
     with temporary_settings(updates={PREFECT_LOCAL_STORAGE_PATH: tmp_path / "elsewhere"}):
         assert run_flow(pipeline, tasks=1) == ({"value": "kept"}, {"kept": "Cached"})
     assert calls == ["kept"]
+
+
+def test_code_version_defaults_to_auto_as_in_airflow(run_flow: Any) -> None:
+    # Without code_version= a task is versioned by its source: in sync, the next run is Cached.
+    calls: list[str] = []
+
+    @versioned("analytics/auto_default")
+    @task
+    def auto_default() -> int:
+        calls.append("auto_default")
+        return 1
+
+    @flow
+    def pipeline() -> int:
+        return auto_default()
+
+    assert run_flow(pipeline, tasks=1) == (1, {"auto_default": "Completed"})
+    assert run_flow(pipeline, tasks=1) == (1, {"auto_default": "Cached"})
+    assert calls == ["auto_default"]
 
 
 def test_missing_prefect_record_runs_the_task_again(run_flow: Any, tmp_path: Path) -> None:
