@@ -144,6 +144,7 @@ class Step:
             partition=self.partition,
             parameters=self.parameters,
             code_version=self.spec.code_version,
+            once_per_run=True,
         )
         if data is not None and self.cache is not None:
             try:

@@ -89,6 +89,9 @@ class Materialization:
     partition: str | None = None
     parameters: tuple[tuple[str, str], ...] = ()  # (name, fingerprint): see fingerprint_parameters
     code_version: str | _Registered | None = REGISTERED
+    # A step's record: the same run recording the same thing again (workers racing on one task's
+    # retries) gets the first record back instead of appending another.
+    once_per_run: bool = False
 
 
 class StepStore(Protocol):
@@ -114,6 +117,7 @@ class StepStore(Protocol):
         partition: str | None = None,
         parameters: Sequence[tuple[str, str]] = (),
         code_version: str | _Registered | None = REGISTERED,
+        once_per_run: bool = False,
     ) -> Event: ...
 
 
@@ -500,6 +504,7 @@ class EventStore:
         partition: str | None = None,
         parameters: Sequence[tuple[str, str]] = (),
         code_version: str | _Registered | None = REGISTERED,
+        once_per_run: bool = False,
     ) -> Event:
         """Append a materialization (of one partition, for a partitioned asset) with its provenance.
 
@@ -525,6 +530,7 @@ class EventStore:
             partition=partition,
             parameters=tuple(parameters),
             code_version=code_version,
+            once_per_run=once_per_run,
         )
         return self.record_materializations([item])[0]
 
@@ -543,7 +549,7 @@ class EventStore:
 
     def _append_materializations(self, conn: sa.Connection, items: list[Materialization]) -> list[Event]:
         keys = {item.key for item in items}
-        single_run = len(items) == 1 and items[0].run_id is not None
+        single_run = len(items) == 1 and items[0].run_id is not None and items[0].once_per_run
         if single_run and self.dialect == "postgresql":
             # Same-run steps racing (8 workers retrying one task) take turns per asset partition,
             # so the check below sees the winner's record (SQLite's BEGIN IMMEDIATE serializes all).
