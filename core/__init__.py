@@ -25,6 +25,7 @@ from ._model import (
     StaleStatus,
     UpstreamChange,
 )
+from ._observation import Observation, ObservationResult
 from ._observe import observe_directory, observe_file, observe_sql
 from ._partitions import (
     AllPartitionsMapping,
@@ -91,7 +92,9 @@ __all__ = [
     "InvalidPartitionKey",
     "JsonSerializer",
     "Materialization",
+    "Observation",
     "ObservationError",
+    "ObservationResult",
     "ParameterError",
     "PartitionCounts",
     "PartitionMapping",
