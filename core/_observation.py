@@ -51,14 +51,15 @@ class ObservationResult:
     `recorded`: the observations whose version differed from the source's current one, as
     appended events; `unchanged`: the others (nothing was written for them). `unread` maps each
     source to the consumers whose latest materialization did not read its current version (or
-    that were never materialized); a source whose consumers all read it maps to `()`.
-    `previous` holds each observed (key, partition)'s version before the call (INITIAL: none).
+    that were never materialized); a source whose consumers all read it maps to `()`, and
+    `consumers` holds the ones compared. `previous` holds each observed (key, partition)'s version before the call (INITIAL: none).
     """
 
     recorded: tuple[Event, ...]
     unchanged: tuple[Observation, ...]
     unread: Mapping[AssetKey, tuple[AssetKey, ...]]
     previous: Mapping[tuple[AssetKey, str | None], DataVersion]
+    consumers: Mapping[AssetKey, tuple[AssetKey, ...]] = field(default_factory=dict)
 
     def changed(self, key: CoercibleToAssetKey, partition: str | None = None) -> bool:
         """True when this call recorded a new version of `key` (of `partition`)."""

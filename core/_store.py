@@ -803,7 +803,8 @@ class EventStore:
                 _partition_of(new_specs[placeholders.index(item.key)], item.partition, {})
         changed, unchanged, previous = changed_observations(graph, items)
         versions = {i.key: i.data_version.value for i in items if i.partition is None}
-        unread = unread_consumers(graph, versions, {s: readers.get(s, ()) for s in readers if s in versions})
+        compared = {s: readers.get(s, ()) for s in readers if s in versions}
+        unread = unread_consumers(graph, versions, compared)
         recorded: list[Event] = []
         if changed:
 
@@ -837,7 +838,7 @@ class EventStore:
             recorded = self._write(work)
             written = {(e.key, e.partition) for e in recorded}
             unchanged += [i for i in changed if (i.key, i.partition) not in written]
-        return ObservationResult(tuple(recorded), tuple(unchanged), unread, previous)
+        return ObservationResult(tuple(recorded), tuple(unchanged), unread, previous, compared)
 
     def add_partitions(self, name: str, keys: Iterable[str]) -> None:
         """Add keys to the DynamicPartitions set `name` (existing keys are left as they are).
