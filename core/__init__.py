@@ -4,6 +4,7 @@ Framework-free: adapters for Airflow, Prefect and dbt build on these names only.
 """
 
 from ._cache import NO_VALUE, JsonSerializer, PickleSerializer, Serializer, ValueCache
+from ._decide import decide, decision_line
 from ._code_version import CodeAnalysis, analyze_code, code_version_of, resolve_code_version
 from ._fingerprint import (
     fingerprint_bytes,
@@ -121,6 +122,8 @@ __all__ = [
     "analyze_code",
     "code_version_of",
     "dagster_data_version",
+    "decide",
+    "decision_line",
     "fingerprint_bytes",
     "fingerprint_directory",
     "fingerprint_file",
