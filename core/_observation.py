@@ -24,6 +24,7 @@ __all__ = [
     "ObservationResult",
     "changed_observations",
     "coerce_observations",
+    "missing_partitions",
     "observed_version",
     "unread_consumers",
 ]
@@ -91,6 +92,19 @@ def coerce_observations(
                     "or pass a mapping {source key: data version}"
                 )
     return list({(item.key, item.partition): item for item in items}.values())
+
+
+def missing_partitions(graph: Graph, items: list[Observation], absent: Iterable[Observation]) -> list[Observation]:
+    """For each `absent` item, its version for every recorded partition of its source that
+    `items` leave out."""
+    given = {(i.key, i.partition) for i in items}
+    found = []
+    for filler in absent:
+        records = graph.latest.get(filler.key)
+        for partition in sorted(records.partitions or {}) if records is not None else ():
+            if (filler.key, partition) not in given:
+                found.append(Observation(filler.key, filler.data_version, partition, filler.metadata))
+    return found
 
 
 def _version(key: object, value: object) -> DataVersion:

@@ -35,6 +35,7 @@ from ._observation import (
     ObservationResult,
     changed_observations,
     coerce_observations,
+    missing_partitions,
     unread_consumers,
 )
 from ._partitions import NOT_PARTITIONED, DynamicPartitions, check_partition_key
@@ -754,6 +755,7 @@ class EventStore:
         run_id: str | None = None,
         framework: str | None = None,
         metadata: Mapping[str, Any] | None = None,
+        absent: Iterable[Observation] = (),
     ) -> ObservationResult:
         """Record the observations of sources whose data version changed; nothing for the rest.
 
@@ -767,6 +769,10 @@ class EventStore:
         `consumers` maps a source to the assets whose reads are compared (`ObservationResult.
         unread`); None compares every registered asset depending on each source, `{}` none.
 
+        `absent` completes a scan of a partitioned source: each item (its partition None) is
+        the version of every partition of its source that has a recorded version but is not
+        among `observations` (a time window whose rows were all deleted).
+
         A fixed number of queries whatever the number of sources and consumers, and one write
         transaction only when something changed.
 
@@ -775,14 +781,10 @@ class EventStore:
         :raises InvalidPartitionKey: a partition that does not fit the source's definition.
         """
         items = coerce_observations(observations)
+        fillers = coerce_observations(absent)
         check_text(run_id, "run_id", max_length=255)
         check_text(framework, "framework", max_length=64)
-        common = dict(metadata or {})
-        frozen = {
-            (i.key, i.partition): freeze_metadata({**common, **i.metadata}, what=f"observation of {i.key}")
-            for i in items
-        }
-        sources = list(dict.fromkeys(i.key for i in items))
+        sources = list(dict.fromkeys(i.key for i in [*items, *fillers]))
         with self._read() as conn:
             if consumers is None:
                 readers = _dependents(conn, sources)
@@ -793,6 +795,12 @@ class EventStore:
                 }
             wanted = {*sources, *(c for cs in readers.values() for c in cs)}
             graph = load_graph(conn, sorted(wanted), "self")
+        items += missing_partitions(graph, items, fillers)
+        common = dict(metadata or {})
+        frozen = {
+            (i.key, i.partition): freeze_metadata({**common, **i.metadata}, what=f"observation of {i.key}")
+            for i in items
+        }
         placeholders = [k for k in sources if k not in graph.specs or graph.specs[k].kind == "external"]
         new_specs = [AssetSpec(k, kind="observable", framework=framework) for k in placeholders]
         for item in items:

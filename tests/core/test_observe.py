@@ -160,6 +160,21 @@ def test_partitions_metadata_and_errors(store: EventStore) -> None:
         store.observe({"raw/q": 3})  # type: ignore[dict-item]
 
 
+def test_absent_completes_a_scan_of_a_partitioned_source(store: EventStore) -> None:
+    store.register([AssetSpec("raw/p", kind="observable", partitions=StaticPartitions(["a", "b", "c"]))])
+    empty = Observation("raw/p", DataVersion("empty"), metadata={"scan": True})
+    first = store.observe([Observation("raw/p", DataVersion("1"), "a"), Observation("raw/p", DataVersion("1"), "b")])
+    assert len(first.recorded) == 2
+    # b lost its rows: recorded as empty; c was never seen, so nothing is said about it.
+    result = store.observe([Observation("raw/p", DataVersion("1"), "a")], absent=[empty])
+    assert [(e.partition, e.data_version.value, dict(e.metadata)) for e in result.recorded] == [
+        ("b", "empty", {"scan": True})
+    ]
+    before = markers(store)
+    assert store.observe([Observation("raw/p", DataVersion("1"), "a")], absent=[empty]).recorded == ()
+    assert markers(store) == before
+
+
 def _k(key: str):  # type: ignore[no-untyped-def]
     from insync.core import AssetKey
 
