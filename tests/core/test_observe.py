@@ -22,17 +22,13 @@ from insync.core import (
 
 @contextmanager
 def count_queries(store: EventStore) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def before(conn, cursor, statement, *args):  # type: ignore[no-untyped-def]
-        if not statement.lstrip().upper().startswith(("BEGIN", "PRAGMA", "COMMIT", "ROLLBACK")):
-            statements.append(statement)
-
-    sa.event.listen(store._engine, "before_cursor_execute", before)
-    try:
-        yield statements
-    finally:
-        sa.event.remove(store._engine, "before_cursor_execute", before)
+    """The SQL statements `store` runs inside the block (transaction control left out)."""
+    seen: list[str] = []
+    control = ("BEGIN", "PRAGMA", "COMMIT", "ROLLBACK")
+    listener = lambda *a: seen.append(a[2]) if not a[2].lstrip().upper().startswith(control) else None  # noqa: E731
+    sa.event.listen(store._engine, "before_cursor_execute", listener)
+    yield seen
+    sa.event.remove(store._engine, "before_cursor_execute", listener)
 
 
 def markers(store: EventStore) -> tuple[int, int]:
@@ -46,7 +42,9 @@ def test_records_only_changed_versions_and_registers_new_sources(store: EventSto
         ("raw/b", "v1", "test"),
     ]
     assert first.previous[(first.recorded[0].key, None)] == INITIAL
-    assert store.definitions()[first.recorded[0].key] == AssetSpec("raw/a", kind="observable", framework="test")
+    assert store.definitions()[first.recorded[0].key] == AssetSpec(
+        "raw/a", kind="observable", framework="test"
+    )
     before = markers(store)
     again = store.observe({"raw/a": "v1", "raw/b": DataVersion("v2")})
     assert [str(e.key) for e in again.recorded] == ["raw/b"]
@@ -57,7 +55,9 @@ def test_records_only_changed_versions_and_registers_new_sources(store: EventSto
 
 
 def test_unchanged_observations_write_nothing(store: EventStore) -> None:
-    store.register([AssetSpec("raw/a", kind="observable"), AssetSpec("mart", code_version="1", deps=["raw/a"])])
+    store.register(
+        [AssetSpec("raw/a", kind="observable"), AssetSpec("mart", code_version="1", deps=["raw/a"])]
+    )
     store.observe({"raw/a": "v1"})
     before = markers(store)
     result = store.observe({"raw/a": "v1"})
@@ -108,7 +108,9 @@ def test_unread_after_inputs_moved_reads_provenance(store: EventStore) -> None:
 def test_a_constant_number_of_queries(store: EventStore) -> None:
     def setup(n: int) -> None:
         specs = [AssetSpec(f"raw/s{i}", kind="observable") for i in range(n)]
-        specs += [AssetSpec(f"m/{i}/{j}", code_version="1", deps=[f"raw/s{i}"]) for i in range(n) for j in range(3)]
+        specs += [
+            AssetSpec(f"m/{i}/{j}", code_version="1", deps=[f"raw/s{i}"]) for i in range(n) for j in range(3)
+        ]
         store.register(specs)
         store.observe({f"raw/s{i}": "v1" for i in range(n)})
         store.record_materializations([])
@@ -126,7 +128,9 @@ def test_a_constant_number_of_queries(store: EventStore) -> None:
 
 
 def test_placeholders_become_observable_but_owned_definitions_stay(store: EventStore) -> None:
-    store.register([AssetSpec("mart", code_version="1", deps=["raw/a"]), AssetSpec("built", code_version="1")])
+    store.register(
+        [AssetSpec("mart", code_version="1", deps=["raw/a"]), AssetSpec("built", code_version="1")]
+    )
     store.observe({"raw/a": "v1", "built": "v1"}, framework="dbt")
     specs = store.definitions()
     assert specs[_k("raw/a")].kind == "observable" and specs[_k("raw/a")].framework == "dbt"
@@ -139,14 +143,19 @@ def test_placeholders_become_observable_but_owned_definitions_stay(store: EventS
 def test_partitions_metadata_and_errors(store: EventStore) -> None:
     store.register([AssetSpec("raw/p", kind="observable", partitions=StaticPartitions(["a", "b"]))])
     result = store.observe(
-        [Observation("raw/p", DataVersion("1"), "a", {"rows": 3}), Observation("raw/p", DataVersion("1"), "b")],
+        [
+            Observation("raw/p", DataVersion("1"), "a", {"rows": 3}),
+            Observation("raw/p", DataVersion("1"), "b"),
+        ],
         metadata={"by": "test"},
     )
     assert [(e.partition, dict(e.metadata)) for e in result.recorded] == [
         ("a", {"by": "test", "rows": 3}),
         ("b", {"by": "test"}),
     ]
-    again = store.observe([Observation("raw/p", DataVersion("2"), "a"), Observation("raw/p", DataVersion("1"), "b")])
+    again = store.observe(
+        [Observation("raw/p", DataVersion("2"), "a"), Observation("raw/p", DataVersion("1"), "b")]
+    )
     assert [e.partition for e in again.recorded] == ["a"] and again.changed("raw/p", "a")
     with pytest.raises(InvalidPartitionKey):
         store.observe([Observation("raw/p", DataVersion("1"), "zzz")])
@@ -163,7 +172,9 @@ def test_partitions_metadata_and_errors(store: EventStore) -> None:
 def test_absent_completes_a_scan_of_a_partitioned_source(store: EventStore) -> None:
     store.register([AssetSpec("raw/p", kind="observable", partitions=StaticPartitions(["a", "b", "c"]))])
     empty = Observation("raw/p", DataVersion("empty"), metadata={"scan": True})
-    first = store.observe([Observation("raw/p", DataVersion("1"), "a"), Observation("raw/p", DataVersion("1"), "b")])
+    first = store.observe(
+        [Observation("raw/p", DataVersion("1"), "a"), Observation("raw/p", DataVersion("1"), "b")]
+    )
     assert len(first.recorded) == 2
     # b lost its rows: recorded as empty; c was never seen, so nothing is said about it.
     result = store.observe([Observation("raw/p", DataVersion("1"), "a")], absent=[empty])
