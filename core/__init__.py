@@ -4,8 +4,8 @@ Framework-free: adapters for Airflow, Prefect and dbt build on these names only.
 """
 
 from ._cache import NO_VALUE, JsonSerializer, PickleSerializer, Serializer, ValueCache
-from ._decide import decide, decision_line
 from ._code_version import CodeAnalysis, analyze_code, code_version_of, resolve_code_version
+from ._decide import decide, decision_line
 from ._fingerprint import (
     fingerprint_bytes,
     fingerprint_directory,

@@ -53,7 +53,8 @@ class ObservationResult:
     appended events; `unchanged`: the others (nothing was written for them). `unread` maps each
     source to the consumers whose latest materialization did not read its current version (or
     that were never materialized); a source whose consumers all read it maps to `()`, and
-    `consumers` holds the ones compared. `previous` holds each observed (key, partition)'s version before the call (INITIAL: none).
+    `consumers` holds the ones compared. `previous` holds each observed (key, partition)'s
+    version before the call (INITIAL: none).
     """
 
     recorded: tuple[Event, ...]
@@ -94,7 +95,9 @@ def coerce_observations(
     return list({(item.key, item.partition): item for item in items}.values())
 
 
-def missing_partitions(graph: Graph, items: list[Observation], absent: Iterable[Observation]) -> list[Observation]:
+def missing_partitions(
+    graph: Graph, items: list[Observation], absent: Iterable[Observation]
+) -> list[Observation]:
     """For each `absent` item, its version for every recorded partition of its source that
     `items` leave out."""
     given = {(i.key, i.partition) for i in items}
@@ -135,9 +138,7 @@ def changed_observations(
     previous: dict[tuple[AssetKey, str | None], DataVersion] = {}
     for item in items:
         before = observed_version(graph, item.key, item.partition or NOT_PARTITIONED)
-        previous[(item.key, item.partition)] = (
-            DataVersion._trusted(before) if before is not None else INITIAL
-        )
+        previous[(item.key, item.partition)] = DataVersion._trusted(before) if before is not None else INITIAL
         (unchanged if before == item.data_version.value else changed).append(item)
     return changed, unchanged, previous
 
@@ -160,9 +161,7 @@ def unread_consumers(
         if now is None:
             continue
         before = graph.current(source, NOT_PARTITIONED)[0]
-        unread[source] = tuple(
-            c for c in readers if _read_version(graph, c, source, before) != now
-        )
+        unread[source] = tuple(c for c in readers if _read_version(graph, c, source, before) != now)
     return unread
 
 

@@ -838,10 +838,9 @@ class EventStore:
                 if not rows:
                     return []
                 ids = self._insert_events(conn, rows)
-                self._advance_latest(
-                    conn, [(r["asset_key"], r["partition_key"], _OBS, i) for r, i in zip(rows, ids, strict=True)]
-                )
-                return [_event_from_row(i, r, ()) for r, i in zip(rows, ids, strict=True)]
+                pairs = list(zip(rows, ids, strict=True))
+                self._advance_latest(conn, [(r["asset_key"], r["partition_key"], _OBS, i) for r, i in pairs])
+                return [_event_from_row(i, r, ()) for r, i in pairs]
 
             recorded = self._write(work)
             written = {(e.key, e.partition) for e in recorded}
