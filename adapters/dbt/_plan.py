@@ -84,6 +84,13 @@ def _label(status: AssetStatus | None) -> StaleStatus:
     return StaleStatus.MISSING if status is None else status.status
 
 
+def _first_of(names: Sequence[str], what: str) -> str | None:
+    """`a is not observed (and 2 more)`, or None for no names."""
+    if not names:
+        return None
+    return f"{names[0]} {what}" + (f" (and {len(names) - 1} more)" if len(names) > 1 else "")
+
+
 def _preview(keys: Sequence[str]) -> str:
     shown = ", ".join(keys[:3])
     return shown + (f" and {len(keys) - 3} more" if len(keys) > 3 else "")
@@ -131,11 +138,8 @@ def plan(
         if reason is None and not exists:
             reason = f"relation {asset.relation} is missing from the warehouse"
         if reason is None:
-            blind = [assets[p].name for p in asset.parents if p in unobserved]
-            if blind:
-                reason = f"{blind[0]} is not observed"
-                if len(blind) > 1:
-                    reason += f" (and {len(blind) - 1} more)"
+            reason = _first_of([assets[p].name for p in asset.parents if p in unobserved],
+                               "is not observed")
         windows: tuple[str, ...] | None = None
         if asset.partitions is not None:
             windows = _batches(asset, status, reason, partial, changing, now, bounds)
@@ -149,11 +153,8 @@ def plan(
             else:
                 reason = None
         elif reason is None:
-            moved = [changing[p].key for p in asset.parents if p in changing]
-            if moved:
-                reason = f"{moved[0]} is rebuilt in this run"
-                if len(moved) > 1:
-                    reason += f" (and {len(moved) - 1} more)"
+            reason = _first_of([changing[p].key for p in asset.parents if p in changing],
+                               "is rebuilt in this run")
         if reason is None:
             decisions.append(Decision(uid, False, "", status=_label(status)))
             continue
