@@ -5,6 +5,7 @@ Framework-free: adapters for Airflow, Prefect and dbt build on these names only.
 
 from ._cache import NO_VALUE, JsonSerializer, PickleSerializer, Serializer, ValueCache
 from ._code_version import CodeAnalysis, analyze_code, code_version_of, resolve_code_version
+from ._decide import decide, decision_line
 from ._fingerprint import (
     fingerprint_bytes,
     fingerprint_directory,
@@ -25,6 +26,7 @@ from ._model import (
     StaleStatus,
     UpstreamChange,
 )
+from ._observation import Observation, ObservationResult
 from ._observe import observe_directory, observe_file, observe_sql
 from ._partitions import (
     AllPartitionsMapping,
@@ -91,7 +93,9 @@ __all__ = [
     "InvalidPartitionKey",
     "JsonSerializer",
     "Materialization",
+    "Observation",
     "ObservationError",
+    "ObservationResult",
     "ParameterError",
     "PartitionCounts",
     "PartitionMapping",
@@ -118,6 +122,8 @@ __all__ = [
     "analyze_code",
     "code_version_of",
     "dagster_data_version",
+    "decide",
+    "decision_line",
     "fingerprint_bytes",
     "fingerprint_directory",
     "fingerprint_file",

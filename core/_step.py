@@ -8,8 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from ._cache import NO_VALUE, ValueCache
+from ._decide import decide, decision_line
 from ._fingerprint import fingerprint_parameters
-from ._model import AssetSpec, AssetStatus, Event, InputVersion, StaleStatus
+from ._model import AssetSpec, AssetStatus, Event, InputVersion
 from ._store import StepStore
 from ._versions import DataVersion
 
@@ -30,9 +31,7 @@ class StepDecision:
 
     @property
     def message(self) -> str:
-        verb = "skip" if self.skip else "run"
-        because = f", {self.reason}" if self.reason else ""
-        return f"{verb} {self.status.label}: {self.status.status.value}{because}"
+        return decision_line(self.skip, self.status.label, self.status.status, self.reason)
 
 
 class Step:
@@ -100,23 +99,20 @@ class Step:
         return self.decision
 
     def _decide(self, status: AssetStatus, *, needs_value: bool) -> tuple[bool, str, Any]:
-        if status.status is StaleStatus.MISSING:
-            return False, "never materialized", NO_VALUE
-        if status.status is StaleStatus.STALE:
-            return False, "; ".join(str(c) for c in status.root_causes), NO_VALUE
-        if self.force:
-            return False, "forced", NO_VALUE
-        if self.unseen_inputs:
-            return False, f"reads inputs insync cannot see: {', '.join(self.unseen_inputs)}", NO_VALUE
         same_run = self.run_id is not None and status.last_run_id == self.run_id
-        if self.spec.code_version is None and not same_run:
-            return False, "no code version, so it always runs", NO_VALUE
-        if not (needs_value and self.cache is not None):
-            return True, "already materialized in this run" if same_run else "", NO_VALUE
+        skip, reason = decide(
+            status,
+            code_version=self.spec.code_version,
+            force=self.force,
+            unseen_inputs=self.unseen_inputs,
+            same_run=same_run,
+        )
+        if not (skip and needs_value and self.cache is not None):
+            return skip, reason, NO_VALUE
         value = self.cache.get(self.spec.key, status.data_version, self.partition)
         if value is NO_VALUE:
             return False, "cached value missing", NO_VALUE
-        return True, "already materialized in this run" if same_run else "", value
+        return True, reason, value
 
     def record(
         self,

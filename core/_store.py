@@ -30,6 +30,14 @@ from . import _schema as t
 from ._keys import AssetKey, CoercibleToAssetKey
 from ._loading import ancestors_cte, chunks, inputs_of, load_graph, load_step_graph, paused_gc
 from ._model import AssetSpec, AssetStatus, Event, EventKind, InputVersion, StaleStatus, freeze_metadata
+from ._observation import (
+    Observation,
+    ObservationResult,
+    changed_observations,
+    coerce_observations,
+    missing_partitions,
+    unread_consumers,
+)
 from ._partitions import NOT_PARTITIONED, DynamicPartitions, check_partition_key
 from ._settings import Settings, resolve_settings
 from ._staleness import (
@@ -745,6 +753,106 @@ class EventStore:
 
         return self._write(work)
 
+    def observe(
+        self,
+        observations: Mapping[CoercibleToAssetKey, DataVersion | str] | Iterable[Observation],
+        *,
+        consumers: Mapping[CoercibleToAssetKey, Iterable[CoercibleToAssetKey]] | None = None,
+        run_id: str | None = None,
+        framework: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        absent: Iterable[Observation] = (),
+    ) -> ObservationResult:
+        """Record the observations of sources whose data version changed; nothing for the rest.
+
+        Every adapter's observation goes through here: a sensor poking every minute, a dbt build
+        or a Prefect flow on unchanged sources writes nothing. A source that is not registered
+        yet (or is only a placeholder some asset depends on) is registered as `observable` of
+        `framework`, in the same transaction. `observations` maps source keys to versions, or
+        is a list of `Observation` (with a partition or metadata of its own); `metadata` is
+        added to every recorded one.
+
+        `consumers` maps a source to the assets whose reads are compared (`ObservationResult.
+        unread`); None compares every registered asset depending on each source, `{}` none.
+
+        `absent` completes a scan of a partitioned source: each item (its partition None) is
+        the version of every partition of its source that has a recorded version but is not
+        among `observations` (a time window whose rows were all deleted).
+
+        A fixed number of queries whatever the number of sources and consumers, and one write
+        transaction only when something changed.
+
+        :raises ConfigError: observations that are neither a mapping nor Observation objects.
+        :raises InvalidAssetKey, InvalidDataVersion: a malformed key or version.
+        :raises InvalidPartitionKey: a partition that does not fit the source's definition.
+        """
+        items = coerce_observations(observations)
+        fillers = coerce_observations(absent)
+        check_text(run_id, "run_id", max_length=255)
+        check_text(framework, "framework", max_length=64)
+        sources = list(dict.fromkeys(i.key for i in [*items, *fillers]))
+        with self._read() as conn:
+            if consumers is None:
+                readers = _dependents(conn, sources)
+            else:
+                readers = {
+                    AssetKey.parse(s): tuple(dict.fromkeys(AssetKey.parse(c) for c in cs))
+                    for s, cs in consumers.items()
+                }
+            wanted = {*sources, *(c for cs in readers.values() for c in cs)}
+            graph = load_graph(conn, sorted(wanted), "self")
+        items += missing_partitions(graph, items, fillers)
+        common = dict(metadata or {})
+        frozen = {
+            (i.key, i.partition): freeze_metadata({**common, **i.metadata}, what=f"observation of {i.key}")
+            for i in items
+        }
+        placeholders = [k for k in sources if k not in graph.specs or graph.specs[k].kind == "external"]
+        new_specs = [AssetSpec(k, kind="observable", framework=framework) for k in placeholders]
+        for item in items:
+            spec = graph.specs.get(item.key)
+            if spec is not None and item.key not in placeholders:
+                _partition_of(spec, item.partition, graph.dynamic, reading=True, dynamic_ok=True)
+            elif item.partition is not None:
+                _partition_of(new_specs[placeholders.index(item.key)], item.partition, {})
+        changed, unchanged, previous = changed_observations(graph, items)
+        versions = {i.key: i.data_version.value for i in items if i.partition is None}
+        compared = {s: readers.get(s, ()) for s in readers if s in versions}
+        unread = unread_consumers(graph, versions, compared)
+        recorded: list[Event] = []
+        if changed:
+
+            def work(conn: sa.Connection) -> list[Event]:
+                now = pendulum.now("UTC")
+                if new_specs:
+                    self._register(conn, new_specs)
+                # Again under the write lock: another observer may have recorded the same version.
+                fresh = load_graph(conn, sorted({i.key for i in changed}), "self")
+                still, _, _ = changed_observations(fresh, changed)
+                rows = []
+                dynamic = []
+                for item in still:
+                    spec = fresh.specs[item.key]
+                    part = _partition_of(spec, item.partition, fresh.dynamic)
+                    if isinstance(spec.partitions, DynamicPartitions) and part not in fresh.dynamic.get(
+                        spec.partitions.name, ()
+                    ):
+                        dynamic.append((spec.partitions.name, part))
+                    rows.append(_observation_row(item, part, run_id, framework, now, frozen))
+                if dynamic:
+                    self._add_dynamic(conn, sorted(set(dynamic)), now)
+                if not rows:
+                    return []
+                ids = self._insert_events(conn, rows)
+                pairs = list(zip(rows, ids, strict=True))
+                self._advance_latest(conn, [(r["asset_key"], r["partition_key"], _OBS, i) for r, i in pairs])
+                return [_event_from_row(i, r, ()) for r, i in pairs]
+
+            recorded = self._write(work)
+            written = {(e.key, e.partition) for e in recorded}
+            unchanged += [i for i in changed if (i.key, i.partition) not in written]
+        return ObservationResult(tuple(recorded), tuple(unchanged), unread, previous, compared)
+
     def add_partitions(self, name: str, keys: Iterable[str]) -> None:
         """Add keys to the DynamicPartitions set `name` (existing keys are left as they are).
 
@@ -1025,6 +1133,44 @@ def _partition_of(
             )
         return partition
     return definition.validate(partition)
+
+
+def _dependents(conn: sa.Connection, sources: list[AssetKey]) -> dict[AssetKey, tuple[AssetKey, ...]]:
+    """{source: every registered asset depending on it}, in one query per 500 sources."""
+    found: dict[AssetKey, list[AssetKey]] = {s: [] for s in sources}
+    for chunk in chunks([str(s) for s in sources]):
+        query = (
+            sa.select(t.deps.c.dep_key, t.deps.c.asset_key)
+            .where(t.deps.c.dep_key.in_(chunk))
+            .order_by(t.deps.c.dep_key, t.deps.c.asset_key)
+        )
+        for dep_key, asset_key in conn.execute(query).fetchall():
+            found[AssetKey._trusted(dep_key)].append(AssetKey._trusted(asset_key))
+    return {s: tuple(v) for s, v in found.items()}
+
+
+def _observation_row(
+    item: Observation,
+    partition: str,
+    run_id: str | None,
+    framework: str | None,
+    now: Any,
+    metadata: Mapping[tuple[AssetKey, str | None], str],
+) -> dict[str, Any]:
+    return {
+        "asset_key": str(item.key),
+        "kind": _OBS,
+        "data_version": item.data_version.value,
+        "code_version": None,
+        "user_provided": True,
+        "run_id": run_id,
+        "framework": framework,
+        "created_at": now,
+        "metadata": metadata[(item.key, item.partition)],
+        "inputs_digest": "",
+        "partition_key": partition,
+        "parameters": "",
+    }
 
 
 def _same_run_record(graph: Graph, item: Materialization, row: Mapping[str, Any]) -> int | None:

@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from insync.core import AssetKey, AssetSpec, ConfigError, DataVersion, EventStore
+from insync.core import AssetKey, ConfigError, DataVersion, EventStore
 
 __all__ = ["Observation", "callable_path", "load_observe", "observe_once"]
 
@@ -92,16 +92,6 @@ def _as_data_version(key: AssetKey, value: Any) -> DataVersion:
     )
 
 
-def _consumed(store: EventStore, consumer: AssetKey, source: AssetKey) -> DataVersion | None:
-    event = store.latest_event(consumer, kind="materialization")
-    if event is None:
-        return None
-    for item in event.inputs:
-        if item.key == source:
-            return item.data_version
-    return None
-
-
 def observe_once(
     store: EventStore,
     key: AssetKey,
@@ -114,21 +104,20 @@ def observe_once(
 ) -> Observation:
     """Observe the source, record the observation if it is new, compare with the consumers.
 
-    ``consumers`` None means every registered asset that depends on ``key``.
+    ``consumers`` None means every registered asset that depends on ``key``. The rule (write only
+    a changed version, register an unknown source) is the core's: ``EventStore.observe``.
 
     :raises ObservationError: the observe function could not read the source (nothing recorded).
     :raises ConfigError: it returned something other than a data version.
     """
     data_version = _as_data_version(key, observe(**observe_kwargs))
-    store.register([AssetSpec(key, kind="observable", framework=FRAMEWORK)])
-    latest = store.latest_event(key, kind="observation")
-    new = latest is None or latest.data_version != data_version
-    if new:
-        store.record_observation(
-            key, data_version, run_id=run_id, framework=FRAMEWORK, metadata=dict(metadata or {})
-        )
-    if consumers is None:
-        consumers = [k for k, spec in store.definitions().items() if key in spec.deps]
-    consumer_keys = tuple(dict.fromkeys(consumers))
-    pending = tuple(c for c in consumer_keys if _consumed(store, c, key) != data_version)
-    return Observation(key, data_version, new, pending, consumer_keys)
+    result = store.observe(
+        {key: data_version},
+        consumers=None if consumers is None else {key: consumers},
+        run_id=run_id,
+        framework=FRAMEWORK,
+        metadata=metadata,
+    )
+    return Observation(
+        key, data_version, result.changed(key), result.unread[key], result.consumers[key]
+    )

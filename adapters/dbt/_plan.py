@@ -27,6 +27,7 @@ from insync.core import (
     StaleCauseCategory,
     StaleStatus,
     TimeWindowPartitions,
+    decide,
 )
 
 from ._manifest import DbtAsset, topological_order
@@ -49,6 +50,12 @@ class Decision:
     reason: str
     partitions: tuple[str, ...] | None = None
     full_refresh: bool = False
+    status: StaleStatus = StaleStatus.MISSING  # the node's status before this call
+
+    @property
+    def message(self) -> str:
+        """The decision's log line, worded as every adapter words it."""
+        return self.status.value + (f", {self.reason}" if self.reason else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,20 +65,6 @@ class _Change:
     key: str
     windows: tuple[str, ...] | None
     partitions: TimeWindowPartitions | None
-
-
-def _status_reason(status: AssetStatus) -> str | None:
-    if status.status is StaleStatus.MISSING:
-        return "never materialized"
-    if status.status is StaleStatus.STALE:
-        causes = status.root_causes or status.causes
-        # A partitioned model: its own partitions are named by the "batches ..." prefix, so a
-        # cause of its own reads once ("has a new code version"), an upstream window stays named.
-        lines = [str(c) if c.key != status.key else f"{c.key} {c.reason}" for c in causes]
-        unique = list(dict.fromkeys(lines))
-        text = "; ".join(unique[:3]) or "unsynced"
-        return text + (f" (and {len(unique) - 3} more)" if len(unique) > 3 else "")
-    return None
 
 
 def due_windows(asset: DbtAsset, now: pendulum.DateTime,
@@ -85,6 +78,17 @@ def due_windows(asset: DbtAsset, now: pendulum.DateTime,
     assert isinstance(since, pendulum.DateTime) and isinstance(until, pendulum.DateTime)
     windows: list[str] = asset.partitions.windows(since, until)
     return windows
+
+
+def _label(status: AssetStatus | None) -> StaleStatus:
+    return StaleStatus.MISSING if status is None else status.status
+
+
+def _first_of(names: Sequence[str], what: str) -> str | None:
+    """`a is not observed (and 2 more)`, or None for no names."""
+    if not names:
+        return None
+    return f"{names[0]} {what}" + (f" (and {len(names) - 1} more)" if len(names) > 1 else "")
 
 
 def _preview(keys: Sequence[str]) -> str:
@@ -118,30 +122,24 @@ def plan(
         if asset.is_source:
             continue
         status = statuses.get(asset.key)
-        reason: str | None
-        partial = False  # the reason concerns some batches only
-        if force:
-            reason = force
-        elif asset.code_version is None:
-            reason = "has no code version"
-        elif asset.always_run:
-            reason = "snapshots always run to capture source changes"
-        elif status is None:
-            reason = "never materialized"
+        # The core's rule first; then what only dbt knows: snapshots, relations, one call.
+        if status is None:
+            skip, because = False, "never materialized"
         else:
-            reason = _status_reason(status)
-            partial = reason is not None and asset.partitions is not None \
-                and status.status is StaleStatus.STALE
+            skip, because = decide(status, code_version=asset.code_version, force=force or False)
+        if skip and asset.always_run:
+            skip, because = False, "snapshots always run to capture source changes"
+        reason: str | None = None if skip else because
+        # The reason concerns some batches only.
+        partial = (not force and reason is not None and asset.partitions is not None
+                   and status is not None and status.status is StaleStatus.STALE)
         exists = existing is None or asset.relation is None or (
             f"{asset.schema}.{asset.identifier}".lower() in existing)
         if reason is None and not exists:
             reason = f"relation {asset.relation} is missing from the warehouse"
         if reason is None:
-            blind = [assets[p].name for p in asset.parents if p in unobserved]
-            if blind:
-                reason = f"{blind[0]} is not observed"
-                if len(blind) > 1:
-                    reason += f" (and {len(blind) - 1} more)"
+            reason = _first_of([assets[p].name for p in asset.parents if p in unobserved],
+                               "is not observed")
         windows: tuple[str, ...] | None = None
         if asset.partitions is not None:
             windows = _batches(asset, status, reason, partial, changing, now, bounds)
@@ -155,13 +153,10 @@ def plan(
             else:
                 reason = None
         elif reason is None:
-            moved = [changing[p].key for p in asset.parents if p in changing]
-            if moved:
-                reason = f"{moved[0]} is rebuilt in this run"
-                if len(moved) > 1:
-                    reason += f" (and {len(moved) - 1} more)"
+            reason = _first_of([changing[p].key for p in asset.parents if p in changing],
+                               "is rebuilt in this run")
         if reason is None:
-            decisions.append(Decision(uid, False, "in sync"))
+            decisions.append(Decision(uid, False, "", status=_label(status)))
             continue
         full = _needs_full_refresh(asset, status, exists, existing is not None) and not force
         if full:
@@ -169,7 +164,7 @@ def plan(
         if asset.is_microbatch and asset.partitions is None:
             full = not force
             reason += " (batch_size year: every batch is rebuilt)"
-        decisions.append(Decision(uid, True, reason, windows, full))
+        decisions.append(Decision(uid, True, reason, windows, full, _label(status)))
         if asset.data_version == "logical":
             changing[uid] = _Change(str(asset.key), windows, asset.partitions)
     return decisions

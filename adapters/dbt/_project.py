@@ -21,7 +21,9 @@ from insync.core import (
     DataVersion,
     EventStore,
     Materialization,
+    Observation,
     ObservationError,
+    decision_line,
     fingerprint_value,
 )
 
@@ -50,7 +52,6 @@ log = logging.getLogger("insync.adapters.dbt")
 _DONE: Final = frozenset({"success"})
 _PARTIAL: Final = "partial success"  # a microbatch model some of whose batches failed
 _FAILED_TEST: Final = frozenset({"fail", "error", "runtime error"})
-_MAX_WAVES: Final = 25
 _COMMAND_TYPES: Final = {"build": ("model", "seed", "snapshot"), "run": ("model",)}
 
 
@@ -147,7 +148,8 @@ class DbtProject:
             release_warehouse()
         ctx.clock.lap("decide")
         outcomes = [
-            NodeOutcome(ctx.assets[d.unique_id], "would build" if d.build else "reuse", d.reason)
+            NodeOutcome(ctx.assets[d.unique_id], "would build" if d.build else "reuse",
+                        d.reason if d.build else d.message)
             for d in decisions
         ]
         return BuildReport("status", run_id=None, outcomes=outcomes, invocations=0,
@@ -265,21 +267,36 @@ class DbtProject:
                 raise self._observation_error(ctx, observed, again) from again
         ctx.existing = {r["insync_value"] for r in rows if r["insync_name"] == "relation"}
         values = {r["insync_name"]: r["insync_value"] for r in rows if r["insync_name"] != "relation"}
-        whole = [a for a in observed if a.partitions is None]
-        current = self.store.statuses([a.key for a in whole], upstream=False) if whole else {}
-        for asset in whole:
-            version = fingerprint_value(["dbt-observation", values.get(asset.unique_id)])
-            if current[asset.key].data_version == version:
-                continue
-            self.store.record_observation(
-                asset.key, version, framework=FRAMEWORK,
-                metadata={"dbt_unique_id": asset.unique_id,
-                          "observed_by": asset.observation.kind if asset.observation else None},
-            )
-            log.info("observed %s: new data version %s", asset.key, version)
+        self._record_observations(observed, values)
+
+    def _record_observations(self, observed: Sequence[DbtAsset], values: Mapping[str, str]) -> None:
+        """Record the sources (and windows) whose checksum changed, a window emptied included:
+        the core's rule, one store call for every source."""
+        items: list[Observation] = []
+        absent: list[Observation] = []
         for asset in observed:
-            if asset.partitions is not None:
-                self._record_windows(asset, values)
+            metadata = {"dbt_unique_id": asset.unique_id,
+                        "observed_by": asset.observation.kind if asset.observation else None}
+            if asset.partitions is None:
+                items.append(Observation(asset.key, _observed(values.get(asset.unique_id)),
+                                         metadata=metadata))
+                continue
+            metadata["observed_by"] = "windows"
+            prefix = asset.unique_id + "|"
+            items.extend(Observation(asset.key, _observed(value), name[len(prefix):], metadata)
+                         for name, value in sorted(values.items()) if name.startswith(prefix))
+            absent.append(Observation(asset.key, _observed(None), metadata=metadata))
+        if not items and not absent:
+            return
+        result = self.store.observe(items, consumers={}, framework=FRAMEWORK, absent=absent)
+        windows: dict[str, int] = {}
+        for event in result.recorded:
+            if event.partition is None:
+                log.info("observed %s: new data version %s", event.key, event.data_version)
+            else:
+                windows[str(event.key)] = windows.get(str(event.key), 0) + 1
+        for key, changed in windows.items():
+            log.info("observed %s: %d window(s) with a new data version", key, changed)
 
     def _observe_query(self, ctx: _Context, observed: Sequence[DbtAsset],
                        schemas: set[str]) -> str:
@@ -295,28 +312,6 @@ class DbtProject:
         if schemas:
             queries.append(existing_relations_query(schemas))
         return " union all ".join(queries)
-
-    def _record_windows(self, asset: DbtAsset, values: Mapping[str, str]) -> None:
-        """Record the windows of a source whose checksum changed (a window emptied included)."""
-        prefix = asset.unique_id + "|"
-        now = {name[len(prefix):]: value for name, value in values.items()
-               if name.startswith(prefix)}
-        # The newest observation per window (history is newest first).
-        before: dict[str, str] = {}
-        for event in self.store.history(asset.key, kind="observation"):
-            if event.partition is not None:
-                before.setdefault(event.partition, event.data_version.value)
-        changed = 0
-        for window in sorted(set(now) | set(before)):
-            version = fingerprint_value(["dbt-observation", now.get(window)])
-            if before.get(window) == version.value:
-                continue
-            self.store.record_observation(
-                asset.key, version, framework=FRAMEWORK, partition=window,
-                metadata={"dbt_unique_id": asset.unique_id, "observed_by": "windows"})
-            changed += 1
-        if changed:
-            log.info("observed %s: %d window(s) with a new data version", asset.key, changed)
 
     def _observe_sql(self, ctx: _Context, asset: DbtAsset) -> str:
         assert asset.observation is not None and asset.relation is not None
@@ -358,18 +353,21 @@ class DbtProject:
         outcomes: dict[str, NodeOutcome] = {}
         remaining = set(ctx.selected) - {u for u, a in ctx.assets.items() if a.is_source}
         invocations = 0
-        for _wave in range(_MAX_WAVES):
+        # One wave per layer of content-versioned nodes whose content really changed. No bound:
+        # each wave removes what it built from `remaining`, so the loop ends after at most one
+        # wave per node, and no waiting node is ever left out of the report.
+        while remaining:
             decisions = self._decide(ctx, force=force_reason, only=remaining)
             ctx.clock.lap("decide")
             force_reason = None
             for d in decisions:
                 if not d.build and d.unique_id not in outcomes:
-                    outcomes[d.unique_id] = NodeOutcome(ctx.assets[d.unique_id], "reused", d.reason)
+                    outcomes[d.unique_id] = NodeOutcome(ctx.assets[d.unique_id], "reused", d.message)
             to_build = [d for d in decisions if d.build]
             if not to_build:
                 break
             for d in to_build:
-                log.info("run %s: %s", ctx.assets[d.unique_id].key, d.reason)
+                log.info("%s", decision_line(False, str(ctx.assets[d.unique_id].key), d.status, d.reason))
             results: dict[str, Any] = {}
             for stage in _stages(ctx, to_build):
                 results.update(self._invoke(ctx, command, stage))
@@ -393,7 +391,7 @@ class DbtProject:
                 for d in self._decide(ctx, force=None, only=remaining):
                     outcomes[d.unique_id] = NodeOutcome(
                         ctx.assets[d.unique_id], "skipped" if d.build else "reused",
-                        f"not built after a failure: {d.reason}" if d.build else d.reason)
+                        f"not built after a failure: {d.reason}" if d.build else d.message)
                 break
             if failed or not remaining:
                 break
@@ -576,6 +574,11 @@ def _built_batches(ctx: _Context, asset: DbtAsset, result: Any) -> list[str]:
         if key in tracked:
             found.append(key)
     return sorted(set(found))
+
+
+def _observed(value: str | None) -> DataVersion:
+    """The data version of a source (or window) from its observation query's value."""
+    return fingerprint_value(["dbt-observation", value])
 
 
 def _unobserved(ctx: _Context) -> tuple[str, ...]:

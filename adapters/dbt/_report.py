@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import difflib
 import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
+
+from insync.core import ConfigError
 
 from ._manifest import DbtAsset
 
@@ -74,12 +77,17 @@ class BuildReport:
     def outcome(self, name: str) -> NodeOutcome:
         """The outcome of the node with this name, unique id or asset key.
 
-        :raises KeyError: the node was not selected.
+        :raises ConfigError: the node was not selected (the message names close ones).
         """
         for o in self.outcomes:
             if name in (o.asset.name, o.asset.unique_id, str(o.asset.key)):
                 return o
-        raise KeyError(f"{name} was not among the selected nodes of this {self.command}")
+        names = [o.asset.name for o in self.outcomes]
+        close = difflib.get_close_matches(name, names, n=3)
+        hint = f"did you mean {', '.join(close)}?" if close else (
+            "select it with --select, or look it up in report.outcomes")
+        raise ConfigError(
+            f"{name!r} was not among the {len(names)} selected nodes of this {self.command}; {hint}")
 
     def to_json(self) -> dict[str, Any]:
         return {"command": self.command, "run_id": self.run_id, "invocations": self.invocations,

@@ -10,6 +10,8 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
+from insync.core import ConfigError
+
 __all__ = [
     "SUPPORTED_WAREHOUSES",
     "batch_query",
@@ -105,7 +107,7 @@ def checksum_expression(
             f" from {relation} as t)"
         )
     else:
-        raise ValueError(warehouse)
+        raise _unsupported(warehouse)
     columns = _columns_signature(warehouse, database, schema, name)
     return f"(cast({rows} as {text}) || '|' || coalesce({columns}, ''))"
 
@@ -159,6 +161,8 @@ def windows_query(warehouse: str, name: str, relation: str, column: str, cadence
     Keys are formatted as insync's time partitions name them (UTC, as dbt cuts batches); the
     checksum is the whole-table one restricted to the window's rows.
     """
+    if warehouse not in SUPPORTED_WAREHOUSES:
+        raise _unsupported(warehouse)
     trunc = f"date_trunc('{_TRUNC[cadence]}', {column})"
     fmt = quote_literal(_KEY_FORMAT[warehouse][cadence])
     key = f"strftime({trunc}, {fmt})" if warehouse == "duckdb" else f"to_char({trunc}, {fmt})"
@@ -170,9 +174,17 @@ def windows_query(warehouse: str, name: str, relation: str, column: str, cadence
                 " || ':' || coalesce(sum(('x' || substr(md5(t::text), 1, 15))::bit(60)::bigint), 0)::text"
                 " || ':' || coalesce(sum(('x' || substr(md5(t::text), 16, 15))::bit(60)::bigint), 0)::text")
     else:
-        raise ValueError(warehouse)
+        raise _unsupported(warehouse)
     return (
         f"select {quote_literal(name + '|')} || {key} as insync_name, {rows} as insync_value"
         f" from {relation} as t where {column} >= {quote_literal(since)}"
         f" and {column} < {quote_literal(until)} group by {key}"
+    )
+
+
+def _unsupported(warehouse: str) -> ConfigError:
+    return ConfigError(
+        f"insync has no checksum query for the {warehouse or 'unknown'} warehouse (it has for "
+        f"{', '.join(SUPPORTED_WAREHOUSES)}); remove meta.insync.data_version: content, or "
+        "declare meta.insync.observe with a query of your own"
     )

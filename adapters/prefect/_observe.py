@@ -7,7 +7,6 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Final
 
 from insync.core import (
-    INITIAL,
     AssetKey,
     AssetSpec,
     ConfigError,
@@ -64,7 +63,7 @@ def _resource_id(key: AssetKey) -> str:
 
 
 def _observe_once(key: AssetKey, observe: Observe, store: str | EventStore | None) -> str:
-    """Observe one source, record the observation, emit the change event if the version moved.
+    """Observe one source; when its version moved, record it and emit the change event.
 
     :raises ObservationError: the observe function failed (nothing is recorded).
     :raises ConfigError: the observe function returned something other than a version.
@@ -81,13 +80,11 @@ def _observe_once(key: AssetKey, observe: Observe, store: str | EventStore | Non
             f"or insync.core.DataVersion (e.g. insync.core.observe_file(path))"
         )
     new = raw if isinstance(raw, DataVersion) else DataVersion(raw)
-    opened = open_store(store)
-    previous = opened.latest_event(key, kind="observation")
-    old = previous.data_version if previous is not None else INITIAL
     ctx = FlowRunContext.get()
     run_id = str(ctx.flow_run.id) if ctx is not None and ctx.flow_run is not None else None
-    event = opened.record_observation(key, new, run_id=run_id, framework=FRAMEWORK)
-    if new != old:
+    # The core's rule: only a changed version is recorded.
+    result = open_store(store).observe({key: new}, consumers={}, run_id=run_id, framework=FRAMEWORK)
+    if result.recorded:
         emit_event(
             event=SOURCE_CHANGED_EVENT,
             resource={
@@ -97,9 +94,9 @@ def _observe_once(key: AssetKey, observe: Observe, store: str | EventStore | Non
             },
             payload={
                 "asset_key": str(key),
-                "old_data_version": str(old),
+                "old_data_version": str(result.previous[(key, None)]),
                 "new_data_version": str(new),
-                "insync_event_id": event.id,
+                "insync_event_id": result.recorded[0].id,
             },
         )
     return str(new)
@@ -114,8 +111,8 @@ def observation_flow(
 ) -> Flow[[], dict[str, str]]:
     """A Prefect flow observing `sources`, ready to serve or deploy on a schedule.
 
-    Each source is observed in its own task run: the observation is recorded in the insync
-    store and, when the data version differs from the previous observation, the event
+    Each source is observed in its own task run: when the data version differs from the
+    source's current one, the observation is recorded in the insync store and the event
     `insync.source.changed` is emitted (resource `insync.asset.<key>`, payload `asset_key`,
     `old_data_version`, `new_data_version`), so a deployment trigger
     (`source_changed_trigger`) can start the downstream flow. One failing source does not stop

@@ -64,9 +64,14 @@ def test_edited_source_reruns_exactly_the_downstream_chain(airflow, tmp_path: Pa
     assert first.xcoms["multiplied"] == 6
 
     # Unchanged source: the sensor times out softly, Airflow skips its chain; the rest is in sync.
+    # Its pokes write nothing: no event, no registration.
+    with EventStore() as store:
+        before = (store.last_event_id(), store.definitions_revision())
     second = airflow.run(path, "observed")
     assert second.states["watch"] == "skipped"
     assert second.decisions == {"unrelated": "skip"}
+    with EventStore() as store:
+        assert (store.last_event_id(), store.definitions_revision()) == before
 
     source.write_text("5")
     third = airflow.run(path, "observed")
@@ -177,6 +182,12 @@ def test_trigger_fires_on_change_and_not_without(tmp_path: Path, sqlite_url: str
     first = _first_event(trigger, timeout=5)
     assert first is not None and first.payload["new"] is True  # never observed before
     assert _first_event(trigger, timeout=0.5) is None  # unchanged: no event
+    with EventStore(sqlite_url) as store:
+        before = (store.last_event_id(), store.definitions_revision())
+    unchanged = trigger.poll()
+    assert not unchanged.new and unchanged.unconsumed  # nobody reads raw/source yet
+    with EventStore(sqlite_url) as store:  # a poll on an unchanged source writes nothing
+        assert (store.last_event_id(), store.definitions_revision()) == before
     source.write_text("a,b\n1,3\n")
     changed = _first_event(trigger, timeout=5)
     assert changed is not None

@@ -31,10 +31,13 @@ def test_full_build_records_every_node_then_noop_reuses_everything(shop: Shop) -
     assert {str(i.key) for i in event.inputs} == {
         "shop/main/stg_orders", "shop/main/stg_payments", "shop/main/stg_products"}
 
+    before = (shop.store.last_event_id(), shop.store.definitions_revision())
     second = shop.build()
     assert second.built == []
     assert sorted(second.reused) == ALL
     assert second.invocations == 0  # dbt is not even called
+    # Nothing written either: no observation of the unchanged sources, no registration.
+    assert (shop.store.last_event_id(), shop.store.definitions_revision()) == before
     assert shop.store.latest_event(key("orders")).id == event.id
 
 

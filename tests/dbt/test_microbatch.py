@@ -88,7 +88,9 @@ def test_a_microbatch_model_rebuilds_only_the_batches_whose_window_changed(
     assert report.outcome("daily_events").reason.startswith(f"batches {DAYS[0]}, {DAYS[2]}: ")
     assert batches_built(shop) == DAYS[:3]
     assert shop.sql(f"select count(*) from main.daily_events where happened_at::date = '{DAYS[2]}'") == [(0,)]
+    before = (shop.store.last_event_id(), shop.store.definitions_revision())
     assert shop.build().built == []
+    assert (shop.store.last_event_id(), shop.store.definitions_revision()) == before  # no writes
 
     # New code: every batch.
     shop.replace("models/marts/daily_events.sql", "amount * 2", "amount * 3")

@@ -156,3 +156,45 @@ def test_incremental_calls_split_around_full_refreshes_parents_first() -> None:
     assert [[d.unique_id.rpartition(".")[2] for d in s] for s in stages] == [
         ["a", "other"], ["inc"], ["b"]]
     assert [s[0].full_refresh for s in stages] == [False, True, False]
+
+
+def test_checksum_queries_on_another_warehouse_name_the_fix() -> None:
+    with pytest.raises(ConfigError, match=r"no checksum query for the snowflake warehouse.*duckdb, postgres"):
+        _sql.checksum_expression("snowflake", "db.s.t", "db", "s", "t")
+    with pytest.raises(ConfigError, match=r"meta\.insync\.observe"):
+        _sql.windows_query("snowflake", "source.p.raw.events", "raw.events", "happened_at", "daily",
+                           "2026-01-01", "2026-01-02")
+
+
+def test_report_outcome_of_an_unselected_node_names_close_ones() -> None:
+    from insync.adapters.dbt import BuildReport
+    from insync.adapters.dbt._report import NodeOutcome
+    from insync.core import InsyncError
+
+    report = BuildReport("build", run_id=None, invocations=0,
+                         outcomes=[NodeOutcome(_asset("orders"), "reused", "FRESH")])
+    assert report.outcome("orders").reason == "FRESH"
+    with pytest.raises(ConfigError, match=r"'order' was not among the 1 selected nodes.*did you mean orders"):
+        report.outcome("order")
+    with pytest.raises(InsyncError, match="select it with --select"):
+        report.outcome("zzz")
+
+
+def test_plan_words_decisions_as_every_adapter_does() -> None:
+    from insync.adapters.dbt._plan import plan
+    from insync.core import StaleCause, StaleCauseCategory, decision_line
+
+    model = _asset("stg")
+    version = fingerprint_value("v")
+    fresh = AssetStatus(model.key, StaleStatus.FRESH, version, "v1", "materializable", "dbt")
+    (reuse,) = plan({model.unique_id: model}, {model.unique_id}, {model.key: fresh})
+    assert not reuse.build and reuse.message == "FRESH"
+    assert decision_line(True, str(model.key), reuse.status, reuse.reason) == "skip p/stg: FRESH"
+    (missing,) = plan({model.unique_id: model}, {model.unique_id}, {})
+    assert decision_line(False, str(model.key), missing.status, missing.reason) == (
+        "run p/stg: MISSING, never materialized")
+    cause = StaleCause(model.key, StaleCauseCategory.CODE, "has a new code version")
+    stale = AssetStatus(model.key, StaleStatus.STALE, version, "v2", "materializable", "dbt",
+                        causes=(cause,))
+    (run,) = plan({model.unique_id: model}, {model.unique_id}, {model.key: stale})
+    assert run.message == "STALE, p/stg has a new code version"

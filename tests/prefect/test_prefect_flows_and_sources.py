@@ -110,7 +110,11 @@ def test_changed_source_observation_reruns_the_chain(run_flow: Any, tmp_path: Pa
     assert first == {"raw/orders_file": str(observe_file(source))}
     assert run_flow(pipeline, tasks=2) == ("total=3", {"total": "Completed", "report": "Completed"})
 
-    assert observe() == first  # unchanged source: no change event, still in sync
+    with EventStore() as store:
+        before = (store.last_event_id(), store.definitions_revision())
+    assert observe() == first  # unchanged source: nothing recorded, no change event, in sync
+    with EventStore() as store:
+        assert (store.last_event_id(), store.definitions_revision()) == before
     assert run_flow(pipeline, tasks=2) == ("total=3", {"total": "Cached", "report": "Cached"})
 
     source.write_text("1\n2\n30\n")
@@ -140,7 +144,7 @@ def test_changed_source_observation_reruns_the_chain(run_flow: Any, tmp_path: Pa
     ]
     with EventStore() as store:
         observations = store.history("raw/orders_file")
-        assert [e.kind for e in observations] == ["observation"] * 3
+        assert [e.kind for e in observations] == ["observation"] * 2
         assert store.status("raw/orders_file").kind == "observable"
 
 
