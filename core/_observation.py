@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeAlias
 
 from ._keys import AssetKey, CoercibleToAssetKey
 from ._model import Event
@@ -69,9 +69,13 @@ class ObservationResult:
         return any(e.key == asset and e.partition == partition for e in self.recorded)
 
 
-def coerce_observations(
-    observations: Mapping[CoercibleToAssetKey, DataVersion | str] | Iterable[Observation],
-) -> list[Observation]:
+# Keys as AssetKey or plain strings; Mapping is invariant in its key type, hence the union.
+Observations: TypeAlias = (
+    Mapping[AssetKey, DataVersion | str] | Mapping[str, DataVersion | str] | Iterable["Observation"]
+)
+
+
+def coerce_observations(observations: Observations) -> list[Observation]:
     """The observations of one call, the last one winning per (key, partition).
 
     :raises ConfigError: neither a mapping of versions nor Observation objects.

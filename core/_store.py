@@ -33,6 +33,7 @@ from ._model import AssetSpec, AssetStatus, Event, EventKind, InputVersion, Stal
 from ._observation import (
     Observation,
     ObservationResult,
+    Observations,
     changed_observations,
     coerce_observations,
     missing_partitions,
@@ -755,7 +756,7 @@ class EventStore:
 
     def observe(
         self,
-        observations: Mapping[CoercibleToAssetKey, DataVersion | str] | Iterable[Observation],
+        observations: Observations,
         *,
         consumers: Mapping[CoercibleToAssetKey, Iterable[CoercibleToAssetKey]] | None = None,
         run_id: str | None = None,
