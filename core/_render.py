@@ -12,6 +12,7 @@ from typing import Any, Final
 from ._model import AssetStatus, Event, PartitionCounts, StaleCause, StaleStatus
 
 __all__ = [
+    "cause_lines",
     "event_to_json",
     "explain",
     "keys_text",
@@ -149,3 +150,12 @@ def parameters_text(parameters: Sequence[tuple[str, str]]) -> str:
 
 def short(version: str) -> str:
     return version if len(version) <= 16 else version[:12] + "…"
+
+
+def cause_lines(causes: Sequence[StaleCause], depth: int = 1) -> list[str]:
+    """The cause tree as indented plain lines: `- orders has a new dependency data version (DATA)`."""
+    lines = []
+    for cause in causes:
+        lines.append("  " * depth + f"- {cause} ({cause.category.value})")
+        lines.extend(cause_lines(cause.children, depth + 1))
+    return lines

@@ -25,6 +25,7 @@ from rich.tree import Tree
 from ._model import StaleCause, StaleStatus
 from ._render import (
     SHOWN,
+    cause_lines,
     event_to_json,
     explain,
     parameters_text,
@@ -36,7 +37,7 @@ from ._render import (
 from ._store import EventStore
 from .errors import InsyncError
 
-__all__ = ["event_to_json", "explain", "main", "status_to_json"]
+__all__ = ["cause_lines", "event_to_json", "explain", "main", "status_to_json"]
 
 _STYLE = {StaleStatus.FRESH: "green", StaleStatus.STALE: "yellow", StaleStatus.MISSING: "red"}
 

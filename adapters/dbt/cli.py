@@ -97,7 +97,7 @@ def status(ctx: click.Context, no_observe: bool, as_json: bool) -> None:
 @click.pass_context
 def why(ctx: click.Context, node: str, no_observe: bool, as_json: bool) -> None:
     """Why NODE (model/seed/snapshot/source name, unique id or asset key) would be rebuilt."""
-    from insync.core.cli import explain, status_to_json
+    from insync.core.cli import cause_lines, explain, status_to_json
 
     asset, status_ = _project(ctx).asset_status(node, *ctx.args, observe=not no_observe)
     if as_json:
@@ -106,16 +106,8 @@ def why(ctx: click.Context, node: str, no_observe: bool, as_json: bool) -> None:
     click.echo(f"{asset.unique_id} -> asset {asset.key}")
     if asset.code_version:
         click.echo(f"  code version {asset.code_version} ({asset.data_version} data version)")
-    for line in explain(status_):
+    for line in [*explain(status_), *cause_lines(status_.causes)]:
         click.echo(line)
-    for cause in status_.causes:
-        _print_cause(cause, 1)
-
-
-def _print_cause(cause: object, depth: int) -> None:
-    click.echo("  " * depth + f"- {cause} ({cause.category.value})")  # type: ignore[attr-defined]
-    for child in getattr(cause, "children", ()):
-        _print_cause(child, depth + 1)
 
 
 def main(argv: Sequence[str] | None = None) -> None:
