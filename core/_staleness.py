@@ -255,12 +255,14 @@ def moved_inputs(graph: Graph) -> list[Materialized]:
         key: current_version(spec, latest.get(key))[1] for key, spec in specs.items()
     }
     moved = []
+    # Most graphs have no partitions at all: then no asset needs the per-dep check below.
+    any_partitioned = any(spec.partitions is not None for spec in specs.values())
     for key, records in latest.items():
         spec = specs.get(key)
         if spec is None or spec.is_source:
             continue
         mat = records.materialization
-        if spec.partitions is None and not _has_partitioned_dep(spec, specs):
+        if spec.partitions is None and not (any_partitioned and _has_partitioned_dep(spec, specs)):
             if mat is not None and mat.inputs_digest != _digest_sorted(
                 (dep, "", current_event.get(dep)) for dep in spec.deps
             ):
