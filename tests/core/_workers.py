@@ -24,7 +24,17 @@ from pathlib import Path
 from typing import Any
 
 import sqlalchemy as sa
-from insync.core import AssetKey, AssetSpec, CycleError, DataVersion, EventStore, Materialization
+from insync.core import (
+    AssetKey,
+    AssetSpec,
+    CycleError,
+    DataVersion,
+    DynamicPartitions,
+    EventStore,
+    Materialization,
+    Step,
+    TimeWindowPartitions,
+)
 
 SHARED_SOURCE = "shared/src"
 SHARED_A = "shared/a"
@@ -33,6 +43,11 @@ KILL_SOURCE = "kill/src"
 KILL_A = "kill/a"
 KILL_B = "kill/b"
 ROUND_EVENTS = 6  # events each append round writes
+PART_DAYS = "part/days"  # daily, 16 days; every writer writes day 0 and a day of its own
+PART_CHILD = "part/child"  # daily on part/days (identity), written in the same batches
+PART_DYN = "part/dyn"  # DynamicPartitions whose keys the writers add while they write
+DYN_NAME = "part-dyn"
+PART_ROUND_EVENTS = 9  # events each append_partitions round writes
 
 
 def say(line: str) -> None:
@@ -131,6 +146,89 @@ def _append_rounds(store: EventStore, worker: int, rounds: int, run_id: str) -> 
         ):
             keep(event)
     return appended
+
+
+def partition_specs() -> list[AssetSpec]:
+    days = TimeWindowPartitions("daily", start="2026-01-01", end="2026-01-17")
+    return [
+        AssetSpec(PART_DAYS, code_version="1", partitions=days),
+        AssetSpec(PART_CHILD, code_version="1", deps=[PART_DAYS], partitions=days),
+        AssetSpec(PART_DYN, code_version="1", partitions=DynamicPartitions(DYN_NAME)),
+    ]
+
+
+PART_DAY_KEYS = [f"2026-01-{d:02d}" for d in range(1, 17)]
+SHARED_DAY = PART_DAY_KEYS[0]
+
+
+def own_day(worker: int) -> str:
+    return PART_DAY_KEYS[1 + worker]
+
+
+def append_partitions(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
+    """Per round: a batch writing the shared day and the worker's own day of part/days and
+    part/child (the child items read the days written just before them in the batch), a forced
+    Step of the child's own day, dynamic partitions: keys added explicitly (one shared by all
+    writers, one own) and keys added by materializing them (again one shared, one own), and last
+    the shared day alone, so the shared day of the child ends Unsynced. Reports every event
+    appended, with the dynamic keys it added.
+
+    Workers numbered `writers` and up are readers instead (see `read_while_writing`).
+    """
+    worker, rounds, go = args["worker"], args["rounds"], args["go"]
+    if worker >= args["writers"]:
+        return read_while_writing(args, ready)
+    run_id = f"w{worker}"
+    store = EventStore(args["url"])
+    ready()
+    wait_for(go)
+    try:
+        specs = partition_specs()
+        store.register(list(reversed(specs)) if worker % 2 else specs)
+        days, child, dyn = (_key(s) for s in (PART_DAYS, PART_CHILD, PART_DYN))
+        mine = own_day(worker)
+        appended: list[tuple[int, str, str | None, str]] = []
+        added: list[str] = []
+
+        def keep(event: Any) -> None:
+            appended.append((event.id, str(event.key), event.partition, event.kind))
+
+        for r in range(rounds):
+            batch = [
+                # The shared day's data version depends on who wrote it last (parameters enter it).
+                Materialization(
+                    days, partition=SHARED_DAY, run_id=run_id, parameters=(("by", f"value:{run_id}"),)
+                ),
+                Materialization(days, partition=mine, run_id=run_id, metadata={"round": r}),
+                Materialization(child, partition=SHARED_DAY, run_id=run_id),
+                Materialization(child, partition=mine, run_id=run_id),
+            ]
+            for event in store.record_materializations(batch):
+                keep(event)
+            step = Step(store, specs[1], partition=mine, parameters={"round": r}, force=True, run_id=run_id)
+            assert not step.check(needs_value=False).skip
+            keep(step.record())
+            explicit = [f"k{r}", f"{run_id}-r{r}"]
+            store.add_partitions(DYN_NAME, explicit)
+            keep(store.record_materialization(dyn, partition=f"k{r}", run_id=run_id))
+            for event in store.record_materializations(
+                [
+                    Materialization(dyn, partition=f"auto{r}", run_id=run_id),
+                    Materialization(dyn, partition=f"{run_id}-auto{r}", run_id=run_id),
+                ]
+            ):
+                keep(event)
+            added += [*explicit, f"auto{r}", f"{run_id}-auto{r}"]
+            # The shared day again, alone, with a version no batch writes: its child is Unsynced.
+            keep(
+                store.record_materialization(
+                    days, partition=SHARED_DAY, run_id=run_id, parameters=[("by", f"value:{run_id}-alone")]
+                )
+            )
+        return {"events": appended, "dynamic": added}
+    finally:
+        store.close()
+        (Path(go).parent / f"done-{worker}").touch()
 
 
 def read_while_writing(args: dict[str, Any], ready: Callable[[], None]) -> dict[str, Any]:
@@ -309,6 +407,7 @@ def group(args: dict[str, Any], ready: Callable[[], None]) -> list[Any]:
 
 MODES: dict[str, Callable[[dict[str, Any], Callable[[], None]], Any]] = {
     "append": append,
+    "append_partitions": append_partitions,
     "first_open": first_open,
     "group": group,
     "kill": kill,

@@ -6,8 +6,10 @@ its own connections, so only the database is shared). They start together (a bar
 report every event they appended, and any exception in a worker fails the test with its traceback.
 
 Covered, on SQLite and PostgreSQL: many writers plus a reader (every event accounted for, ids,
-latest index, provenance, statuses), SIGKILL inside an append and inside the first migration,
-racing first opens (one migration), racing registrations that would close a cycle.
+latest index, provenance, statuses), the same for partitions (writers sharing and not sharing
+partitions of one asset, and adding DynamicPartitions keys as they write), SIGKILL inside an
+append and inside the first migration, racing first opens (one migration), racing registrations
+that would close a cycle.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from typing import Any
 
 import pytest
 import sqlalchemy as sa
-from insync.core import AssetKey, DataVersion, Event, EventStore, StaleStatus
+from insync.core import AssetKey, DataVersion, Event, EventStore, PartitionCounts, StaleStatus
 
 sys.path.insert(0, str(Path(__file__).parent))  # also under --import-mode=importlib
 import _workers as w
@@ -150,9 +152,10 @@ def check_provenance(store: EventStore, events: dict[int, Event], *, serial: boo
     that dependency with the same data version. With `serial` writers (SQLite), the input is the
     dependency's newest event before the materialization, since ids follow commit order there."""
     specs = store.definitions()
-    by_key: dict[AssetKey, list[int]] = defaultdict(list)
+    # Per asset and partition (None: unpartitioned): an input reads one partition of its dependency.
+    by_key: dict[tuple[AssetKey, str | None], list[int]] = defaultdict(list)
     for event_id in sorted(events):
-        by_key[events[event_id].key].append(event_id)
+        by_key[(events[event_id].key, events[event_id].partition)].append(event_id)
     for event in events.values():
         if event.kind != "materialization":
             assert event.inputs == ()
@@ -160,16 +163,17 @@ def check_provenance(store: EventStore, events: dict[int, Event], *, serial: boo
         deps = specs[event.key].deps
         assert tuple(i.key for i in event.inputs) == deps, event
         for item in event.inputs:
+            stream = by_key[(item.key, item.partition)]
             if item.event_id is None:  # the dependency had no record yet
                 if serial:
-                    assert not any(i < event.id for i in by_key[item.key]), (event, item)
+                    assert not any(i < event.id for i in stream), (event, item)
                 continue
             source = events[item.event_id]
-            assert source.key == item.key, (event, item)
+            assert (source.key, source.partition) == (item.key, item.partition), (event, item)
             assert source.id < event.id, (event, item)
             assert source.data_version == item.data_version, (event, item)
             if serial:
-                assert item.event_id == max(i for i in by_key[item.key] if i < event.id), (event, item)
+                assert item.event_id == max(i for i in stream if i < event.id), (event, item)
 
 
 def check_statuses(store: EventStore, events: dict[int, Event]) -> None:
@@ -227,7 +231,7 @@ def check_many_writers(url: str, results: list[dict[str, Any]], rounds: int, *, 
     # Under the API: one latest row per asset and kind, each naming that pair's newest event.
     raw = raw_integrity(url)
     assert raw["events"] == len(events)
-    assert raw["latest"] == len({(e.key, e.kind) for e in events.values()})
+    assert raw["latest"] == len({(e.key, e.partition, e.kind) for e in events.values()})
     assert raw["orphan_inputs"] == raw["orphan_latest"] == raw["lagging_latest"] == 0
 
 
@@ -246,6 +250,121 @@ def test_postgres_many_processes_append_without_losing_events(postgres_url: str,
     # Eight writers and one reader.
     results = run_together("append", 9, {"url": postgres_url, "rounds": rounds, "writers": 8}, tmp_path)
     check_many_writers(postgres_url, results, rounds, serial=False)
+
+
+# -------------------------------------------------------------------- partitions, many writers
+def check_partition_writers(url: str, results: list[dict[str, Any]], rounds: int, *, serial: bool) -> None:
+    """Nothing lost or duplicated; per partition, the latest record is its highest event id and
+    `history(key, partition=P)` holds exactly what the writers wrote there; the dynamic key set is
+    every key added, once; rollups and partition statuses agree with the events."""
+    *results, reader = results
+    assert reader["reads"] >= 2 and not reader["backwards"], reader
+    writers = len(results)
+    days, child, dyn = AssetKey(w.PART_DAYS), AssetKey(w.PART_CHILD), AssetKey(w.PART_DYN)
+    with EventStore(url) as store:
+        events = all_events(store)
+        assert len(events) == w.PART_ROUND_EVENTS * rounds * writers, "events lost or invented"
+        assert store.last_event_id() == max(events)
+        reported: list[int] = []
+        written: Counter[tuple[str, str | None]] = Counter()
+        for index, result in enumerate(results):
+            ids = [event_id for event_id, *_ in result["events"]]
+            assert len(ids) == w.PART_ROUND_EVENTS * rounds
+            assert all(a < b for a, b in itertools.pairwise(ids)), f"w{index}: ids not increasing"
+            for event_id, key, partition, kind in result["events"]:
+                stored = events[event_id]
+                assert (str(stored.key), stored.partition, stored.kind, stored.run_id) == (
+                    key,
+                    partition,
+                    kind,
+                    f"w{index}",
+                )
+                written[(key, partition)] += 1
+            reported += ids
+        assert len(set(reported)) == len(reported) == len(events)
+        assert all(e.partition is not None for e in events.values())
+
+        # Per partition: history counts, and the latest record is the highest id.
+        streams: dict[tuple[AssetKey, str], list[Event]] = defaultdict(list)
+        for event in events.values():
+            streams[(event.key, event.partition)].append(event)  # type: ignore[index]
+        assert {(str(k), p): len(v) for (k, p), v in streams.items()} == dict(written)
+        for (key, partition), stream in streams.items():
+            newest = max(stream, key=lambda e: e.id)
+            history = store.history(key, partition=partition)
+            assert [e.id for e in history] == sorted((e.id for e in stream), reverse=True), (key, partition)
+            status = store.status(key, partition=partition, upstream=False)
+            assert status.last_event_id == newest.id, (key, partition, status.last_event_id, newest.id)
+            assert status.data_version == newest.data_version, (key, partition)
+            assert status.last_run_id == newest.run_id, (key, partition)
+        shared = streams[(days, w.SHARED_DAY)]
+        assert len(shared) == 2 * writers * rounds
+        assert {e.parameters for e in shared} == {
+            (("by", f"value:w{i}{alone}"),) for i in range(writers) for alone in ("", "-alone")
+        }
+
+        # Dynamic keys: each added once, whether added explicitly or by materializing it.
+        added = {key for result in results for key in result["dynamic"]}
+        assert len(added) == 2 * rounds + 2 * rounds * writers
+        keys = store.dynamic_partitions(w.DYN_NAME)
+        assert len(keys) == len(set(keys)) and set(keys) == added
+        materialized_dyn = {p for (k, p) in streams if k == dyn}
+        assert materialized_dyn == {k for k in added if not k.startswith("w") or "auto" in k}
+
+        check_provenance(store, events, serial=serial)
+
+        # Rollups: counts and Unsynced keys follow from the newest events alone.
+        def current(key: AssetKey, partition: str) -> str:
+            return max(streams[(key, partition)], key=lambda e: e.id).data_version.value
+
+        written_days = {w.SHARED_DAY} | {w.own_day(i) for i in range(writers)}
+        stale_children = set()
+        for day in written_days:
+            (read,) = max(streams[(child, day)], key=lambda e: e.id).inputs
+            assert (read.key, read.partition) == (days, day)
+            if read.data_version.value != current(days, day):
+                stale_children.add(day)
+        # Each writer's last write of the shared day comes alone, with a version no batch wrote.
+        assert stale_children == {w.SHARED_DAY}, stale_children
+        missing_days = tuple(d for d in w.PART_DAY_KEYS if d not in written_days)
+        statuses = store.statuses()
+        assert statuses[days].partitions == PartitionCounts(
+            len(w.PART_DAY_KEYS), len(written_days), (), missing_days
+        )
+        counts = statuses[child].partitions
+        assert counts is not None
+        assert (counts.total, counts.synced, counts.missing) == (
+            len(w.PART_DAY_KEYS),
+            len(written_days) - len(stale_children),
+            missing_days,
+        )
+        assert set(counts.unsynced) == stale_children
+        assert statuses[child].status is (StaleStatus.STALE if stale_children else StaleStatus.FRESH)
+        for day in written_days:
+            one = store.status(child, partition=day).status
+            assert one is (StaleStatus.STALE if day in stale_children else StaleStatus.FRESH), (day, one)
+        counts = statuses[dyn].partitions
+        assert counts is not None
+        assert (counts.total, counts.synced, counts.unsynced) == (len(added), len(materialized_dyn), ())
+        assert set(counts.missing) == added - materialized_dyn
+        final = {str(k): s.last_event_id for k, s in statuses.items()}
+        assert reader["seen"] == {k: v for k, v in final.items() if v is not None}
+    raw = raw_integrity(url)
+    assert raw["events"] == len(events)
+    assert raw["latest"] == len(streams)
+    assert raw["dynamic_keys"] == len(added)
+    assert raw["orphan_inputs"] == raw["orphan_latest"] == raw["lagging_latest"] == 0
+
+
+def test_many_processes_write_shared_and_own_partitions(store_url: str, tmp_path: Path) -> None:
+    """Writers append to the same and to different partitions of one asset, and to partitions of
+    a DynamicPartitions asset whose keys they add concurrently (explicitly and by materializing)."""
+    EventStore(store_url).close()
+    serial = store_url.startswith("sqlite")
+    writers, rounds = (4, 5) if serial else (6, 3)
+    args = {"url": store_url, "rounds": rounds, "writers": writers}
+    results = run_together("append_partitions", writers + 1, args, tmp_path)  # and one reader
+    check_partition_writers(store_url, results, rounds, serial=serial)
 
 
 # ---------------------------------------------------------------------- SIGKILL mid-write
@@ -277,8 +396,10 @@ def raw_integrity(url: str) -> dict[str, int]:
                 ),
                 "lagging_latest": one(
                     "SELECT count(*) FROM insync_latest l WHERE l.event_id <> (SELECT max(e.id) "
-                    "FROM insync_events e WHERE e.asset_key = l.asset_key AND e.kind = l.kind)"
+                    "FROM insync_events e WHERE e.asset_key = l.asset_key AND e.kind = l.kind "
+                    "AND e.partition_key = l.partition_key)"
                 ),
+                "dynamic_keys": one("SELECT count(*) FROM insync_dynamic_partitions"),
                 "mats_without_inputs": one(
                     "SELECT count(*) FROM insync_events e WHERE e.kind = 'materialization' "
                     "AND e.asset_key = 'kill/b' AND NOT EXISTS "
