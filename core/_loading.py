@@ -36,6 +36,7 @@ __all__ = [
     "Scope",
     "ancestors_cte",
     "chunks",
+    "input_pairs",
     "inputs_of",
     "load_graph",
     "load_step_graph",
@@ -280,8 +281,8 @@ def _scoped_query(what: str, scope: str) -> sa.TextClause:
     return statement.bindparams(sa.bindparam("names", expanding=True)) if scope != "all" else statement
 
 
-def inputs_of(spec: AssetSpec, partition: str, graph: Graph) -> tuple[InputVersion, ...]:
-    """The provenance snapshot of what `partition` of `spec` reads, from already loaded records.
+def input_pairs(spec: AssetSpec, partition: str, graph: Graph) -> list[tuple[AssetKey, str]]:
+    """(dep, dep partition) pairs that `partition` of `spec` reads now.
 
     :raises ConfigError: a FunctionMapping whose function is not loaded here.
     """
@@ -291,8 +292,16 @@ def inputs_of(spec: AssetSpec, partition: str, graph: Graph) -> tuple[InputVersi
             f"{spec.key} maps partitions with a function that is not loaded here; record it through "
             "a Step built with that function, or pass inputs=[InputVersion(...)]"
         )
+    return pairs
+
+
+def inputs_of(spec: AssetSpec, partition: str, graph: Graph) -> tuple[InputVersion, ...]:
+    """The provenance snapshot of what `partition` of `spec` reads, from already loaded records.
+
+    :raises ConfigError: a FunctionMapping whose function is not loaded here.
+    """
     out = []
-    for dep, dep_part in pairs:
+    for dep, dep_part in input_pairs(spec, partition, graph):
         version, event_id, _ = graph.current(dep, dep_part)
         out.append(InputVersion(dep, DataVersion._trusted(version), event_id, dep_part or None))
     return tuple(out)

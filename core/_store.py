@@ -28,7 +28,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from . import _schema as t
 from ._keys import AssetKey, CoercibleToAssetKey
-from ._loading import ancestors_cte, chunks, inputs_of, load_graph, load_step_graph, paused_gc
+from ._loading import ancestors_cte, chunks, input_pairs, inputs_of, load_graph, load_step_graph, paused_gc
 from ._model import AssetSpec, AssetStatus, Event, EventKind, InputVersion, StaleStatus, freeze_metadata
 from ._observation import (
     Observation,
@@ -44,7 +44,6 @@ from ._settings import Settings, resolve_settings
 from ._staleness import (
     Graph,
     compute_statuses,
-    expected_inputs,
     parameter_causes,
     partition_status,
     provenance_digest,
@@ -590,7 +589,7 @@ class EventStore:
                 ]
             else:
                 snapshot = []
-                for dep, dep_part in _input_pairs(spec, partition, graph):
+                for dep, dep_part in input_pairs(spec, partition, graph):
                     if (dep, dep_part) in written:
                         version, batch_index = written[(dep, dep_part)]
                         snapshot.append((dep, dep_part, version, None, batch_index))
@@ -1221,16 +1220,6 @@ def _check_item(item: object) -> None:
                 f"parameters of {item.key} must be (name, fingerprint) pairs; build them with "
                 "fingerprint_parameters({...})"
             )
-
-
-def _input_pairs(spec: AssetSpec, partition: str, graph: Graph) -> list[tuple[AssetKey, str]]:
-    pairs = expected_inputs(spec, partition, graph)
-    if pairs is None:
-        raise ConfigError(
-            f"{spec.key} maps partitions with a function that is not loaded here; record it through "
-            "a Step built with that function, or pass inputs=[InputVersion(...)]"
-        )
-    return pairs
 
 
 def _parameters_json(parameters: Sequence[tuple[str, str]]) -> str:
