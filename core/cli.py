@@ -37,13 +37,24 @@ from ._render import (
 from ._store import EventStore
 from .errors import InsyncError
 
-__all__ = ["cause_lines", "event_to_json", "explain", "main", "status_to_json"]
+__all__ = ["InsyncGroup", "cause_lines", "event_to_json", "explain", "main", "status_to_json"]
 
 _STYLE = {StaleStatus.FRESH: "green", StaleStatus.STALE: "yellow", StaleStatus.MISSING: "red"}
 
 
-class _Group(click.Group):
-    """Built-in commands plus lazily loaded adapter groups; InsyncError becomes a clean message."""
+class InsyncGroup(click.Group):
+    """A click group whose InsyncError is a clean one-line message: the `insync` command's and
+    each adapter's group (`insync dbt`, `insync airflow`), also when one runs on its own."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except InsyncError as exc:
+            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
+
+
+class _Group(InsyncGroup):
+    """Built-in commands plus lazily loaded adapter groups."""
 
     def _plugins(self) -> dict[str, Any]:
         return {ep.name: ep for ep in entry_points(group="insync.cli")}
@@ -56,12 +67,6 @@ class _Group(click.Group):
         if command is None and name in self._plugins():
             command = self._plugins()[name].load()
         return command
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except InsyncError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
 
 
 def _open(ctx: click.Context) -> EventStore:

@@ -53,7 +53,14 @@ def test_ui_and_cli_exports() -> None:
     import insync.core.ui
 
     assert insync.core.ui.__all__ == ["create_app", "serve"]
-    assert insync.core.cli.__all__ == ["cause_lines", "event_to_json", "explain", "main", "status_to_json"]
+    assert insync.core.cli.__all__ == [
+        "InsyncGroup",
+        "cause_lines",
+        "event_to_json",
+        "explain",
+        "main",
+        "status_to_json",
+    ]
 
 
 def test_core_imports_no_orchestrator() -> None:

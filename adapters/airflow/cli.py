@@ -28,10 +28,10 @@ from insync.core import (
     AssetSpec,
     DynamicPartitions,
     EventStore,
-    InsyncError,
     StaleStatus,
     UnknownAssetError,
 )
+from insync.core.cli import InsyncGroup
 
 from ._inputs import CONTEXT_OBJECTS, CONTEXT_VALUES, raw_arguments
 from ._keys import VersionSettings, asset_key_for, is_mapped, settings_of
@@ -186,17 +186,7 @@ def _decide(store: EventStore, spec: AssetSpec, unseen: Sequence[str]) -> tuple[
     return "skip", "FRESH"
 
 
-class _Group(click.Group):
-    """InsyncError becomes a clean one-line message, also when this group runs on its own."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except InsyncError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
-
-
-@click.group("airflow", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("airflow", cls=InsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--database-url",
     envvar="INSYNC_DATABASE_URL",

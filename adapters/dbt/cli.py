@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 import click
-from insync.core import InsyncError
+from insync.core.cli import InsyncGroup
 
 from ._project import DbtProject
 from ._report import BuildReport
@@ -36,17 +36,7 @@ def _echo(report: BuildReport, as_json: bool) -> None:
         click.echo(report.render(width=max(100, shutil.get_terminal_size().columns)))
 
 
-class _Group(click.Group):
-    """InsyncError becomes a clean one-line message, also when this group runs on its own."""
-
-    def invoke(self, ctx: click.Context) -> object:
-        try:
-            return super().invoke(ctx)
-        except InsyncError as exc:
-            raise click.ClickException(f"{type(exc).__name__}: {exc}") from exc
-
-
-@click.group("dbt", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group("dbt", cls=InsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--database-url", envvar="INSYNC_DATABASE_URL", default=None,
               help="SQLAlchemy URL of the store (default: $INSYNC_HOME or ./.insync).")
 @click.pass_context
