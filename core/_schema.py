@@ -10,6 +10,7 @@ __all__ = [
     "HEAD_REVISION",
     "KNOWN_REVISIONS",
     "VERSION_TABLE",
+    "automation_claims",
     "counters",
     "definitions",
     "deps",
@@ -23,7 +24,7 @@ __all__ = [
 # Our own version table, so an insync store can share a database with Airflow's `alembic_version`.
 VERSION_TABLE: Final = "insync_alembic_version"
 # Oldest first; a test checks it matches migrations/versions.
-KNOWN_REVISIONS: Final = ("0001_initial", "0002_partitions_parameters")
+KNOWN_REVISIONS: Final = ("0001_initial", "0002_partitions_parameters", "0003_automation_claims")
 HEAD_REVISION: Final = KNOWN_REVISIONS[-1]
 
 metadata = sa.MetaData()
@@ -111,4 +112,18 @@ deps = sa.Table(
     sa.Column("asset_key", sa.Text, primary_key=True),
     sa.Column("dep_key", sa.Text, primary_key=True),
     sa.Index("ix_insync_deps_dep_key", "dep_key"),
+)
+
+# `insync automate`: one row per launched change; the primary key is what makes two automation
+# processes (or one after a restart) launch the same change once.
+automation_claims = sa.Table(
+    "insync_automation_claims",
+    metadata,
+    sa.Column("asset_key", sa.Text, primary_key=True),
+    sa.Column("partition_key", sa.Text, primary_key=True, server_default=""),
+    sa.Column("change", sa.String(64), primary_key=True),
+    sa.Column("instance", sa.String(255), nullable=False),
+    sa.Column("claimed_at", sa.DateTime(timezone=True), nullable=False),
+    sa.Column("owner", sa.Text, nullable=False),
+    sa.Column("run_ref", sa.String(255), nullable=False, server_default=""),
 )

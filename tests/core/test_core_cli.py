@@ -73,7 +73,7 @@ def test_db_upgrade_and_console_script(tmp_path: Path) -> None:
         text=True,
         check=True,
     ).stdout
-    assert "schema at 0002_partitions_parameters" in out
+    assert "schema at 0003_automation_claims" in out
 
 
 NOVEMBER = TimeWindowPartitions("daily", start="2026-11-01", end="2026-12-01")  # 30 ended windows

@@ -77,7 +77,7 @@ def test_upgrade_from_the_first_release_keeps_every_record_and_status(store_url:
     with pytest.raises(SchemaVersionError, match="insync db upgrade"):
         EventStore(store_url)
     with EventStore(store_url, upgrade=True) as store:
-        assert store.schema_revision() == "0002_partitions_parameters"
+        assert store.schema_revision() == "0003_automation_claims"
         found = {
             str(key): (s.status.value, str(s.data_version), [str(c) for c in s.root_causes])
             for key, s in store.statuses().items()
@@ -99,3 +99,28 @@ def test_upgrade_from_the_first_release_keeps_every_record_and_status(store_url:
         store.record_materialization("by_region", partition="eu")
         assert store.status("by_region", partition="eu").status.value == "FRESH"
         assert store.history("report")[0].id == 7
+
+
+def test_upgrade_from_0002_adds_the_automation_claims_table(store_url: str) -> None:
+    """A store at 0002 (partitions) gains the claims table; its records and statuses stay."""
+    from alembic import command
+    from alembic.config import Config
+    from insync.core import _schema
+
+    _write_release_0001_store(store_url)
+    engine = sa.create_engine(store_url)
+    with engine.begin() as conn:
+        config = Config()
+        config.set_main_option("script_location", str(Path(_schema.__file__).with_name("migrations")))
+        config.attributes["connection"] = conn
+        command.upgrade(config, "0002_partitions_parameters")
+        assert "insync_automation_claims" not in sa.inspect(conn).get_table_names()
+    engine.dispose()
+    with EventStore(store_url, upgrade=True) as store:
+        assert store.schema_revision() == "0003_automation_claims"
+        assert {str(k): s.status.value for k, s in store.statuses().items()} == {
+            k: v[0] for k, v in EXPECTED.items()
+        }
+        with store._read() as conn:
+            columns = {c["name"] for c in sa.inspect(conn).get_columns("insync_automation_claims")}
+    assert columns == {"asset_key", "partition_key", "change", "instance", "claimed_at", "owner", "run_ref"}

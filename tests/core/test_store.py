@@ -177,7 +177,7 @@ def test_shares_a_database_with_airflow_alembic(store_url: str) -> None:
             EventStore(store_url)
     with EventStore(store_url, share_database=True) as store:
         store.register([AssetSpec("a")])
-        assert store.schema_revision() == "0002_partitions_parameters"
+        assert store.schema_revision() == "0003_automation_claims"
 
 
 def test_migrations_build_exactly_the_schema_the_code_uses(store_url: str) -> None:
