@@ -57,6 +57,8 @@ def decide(
 
 
 def decision_line(skip: bool, label: str, status: StaleStatus, reason: str = "") -> str:
-    """`skip KEY: FRESH`, `run KEY: STALE, <root causes>`, `run KEY: MISSING, never materialized`."""
-    because = f", {reason}" if reason else ""
-    return f"{'skip' if skip else 'run'} {label}: {status.value}{because}"
+    """`skip KEY: Synced`, `run KEY: Unsynced, <root causes>`, `run KEY: Never materialized`: the
+    status in the words of `insync status` and the catalog (`StaleStatus.label`)."""
+    # "never materialized" is the reason decide() gives for MISSING: the label already says it.
+    said = reason and reason.lower() != status.label.lower()
+    return f"{'skip' if skip else 'run'} {label}: {status.label}{f', {reason}' if said else ''}"

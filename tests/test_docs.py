@@ -27,7 +27,7 @@ def test_readme_partitions_example_runs_as_shown(tmp_path: Path) -> None:
     assert printed == [
         "1 synced, 1 unsynced, 0 never materialized",
         "raw/orders[2026-11-01] has a new data version",
-        "run orders[2026-11-02]: STALE, orders[2026-11-02] has new parameter values: currency",
+        "run orders[2026-11-02]: Unsynced, orders[2026-11-02] has new parameter values: currency",
     ]
     for line in printed:
         assert line in code

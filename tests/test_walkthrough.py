@@ -18,11 +18,11 @@ def test_walkthrough_runs_end_to_end(tmp_path: Path) -> None:
         env={"COLUMNS": "200", "PATH": "/usr/bin:/bin"},
     )
     out = result.stdout
-    assert "skip versioned_number: FRESH" in out
+    assert "skip versioned_number: Synced" in out
     assert "will be unsynced after versioned_number is materialized" in out
     assert "v5 produced the same data version 20" in out
-    assert "run versioned_number: STALE, input_number has a new data version" in out
-    assert "run extract: STALE, extract has new parameter values: day" in out
+    assert "run versioned_number: Unsynced, input_number has a new data version" in out
+    assert "run extract: Unsynced, extract has new parameter values: day" in out
     assert "extract(day='2026-12-01') -> 'rows for 2026-12-01'" in out
     assert "extract(day='2026-11-30') -> 'rows for 2026-11-30'" in out
     assert "backfill 1: computed 7 of 7 days" in out

@@ -180,10 +180,10 @@ def _decide(store: EventStore, spec: AssetSpec, unseen: Sequence[str]) -> tuple[
         counts = status.partitions
         if counts.unsynced:
             return "depends", f"partitions {counts}; the run's partition decides"
-        return "skip", f"FRESH ({counts})"
+        return "skip", f"Synced ({counts})"
     if status.status is StaleStatus.STALE:
-        return "run", "; ".join(str(c) for c in status.root_causes) or "STALE"
-    return "skip", "FRESH"
+        return "run", "; ".join(str(c) for c in status.root_causes) or "Unsynced"
+    return "skip", "Synced"
 
 
 @click.group("airflow", cls=InsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -55,7 +55,7 @@ class Decision:
     @property
     def message(self) -> str:
         """The decision's log line, worded as every adapter words it."""
-        return self.status.value + (f", {self.reason}" if self.reason else "")
+        return self.status.label + (f", {self.reason}" if self.reason else "")
 
 
 @dataclass(frozen=True, slots=True)

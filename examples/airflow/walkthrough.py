@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> list[list[tuple[str, str, str, object
         with EventStore() as store:
             print("\ninsync status after run 4:")
             for key, status in sorted(store.statuses().items()):
-                print(f"  {key!s:<26} {status.status.value:<8} data version {status.data_version}")
+                print(f"  {key!s:<26} {status.status.label:<8} data version {status.data_version}")
         return runs
     finally:
         if args.keep:

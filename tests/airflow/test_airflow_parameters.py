@@ -44,9 +44,9 @@ def test_a_daily_task_reading_its_date_runs_for_each_new_date(airflow):
     nextday = airflow.run(path, "daily", logical_date="2026-12-02")
     assert nextday.decisions == {"report": "run", "export": "run"}
     assert nextday.xcoms == {"report": "report for 2026-12-02", "export": "exported 2026-12-02"}
-    assert nextday.messages["report"] == "run daily/report: STALE, daily/report has new parameter values: ds"
+    assert nextday.messages["report"] == "run daily/report: Unsynced, daily/report has new parameter values: ds"
     assert nextday.messages["export"] == (
-        "run daily/export: STALE, daily/export has new parameter values: bash_command"
+        "run daily/export: Unsynced, daily/export has new parameter values: bash_command"
     )
 
 
@@ -163,7 +163,7 @@ def test_reads_insync_cannot_see_make_the_task_run_and_say_why(airflow):
         "declared": "skip",
     }
     assert second.messages["by_context"] == (
-        "run unseen/by_context: FRESH, reads inputs insync cannot see: get_current_context"
+        "run unseen/by_context: Synced, reads inputs insync cannot see: get_current_context"
     )
     assert second.messages["by_helper"].endswith("reads inputs insync cannot see: Variable.get")
     assert second.messages["by_task_instance"].endswith(
@@ -220,7 +220,7 @@ def test_an_edited_expanded_value_reruns_only_its_map_index(airflow, tmp_path: P
     assert edited.xcoms["say[1]"] == "deux"
     assert edited.xcoms["total"] == 14
     assert edited.messages["say[1]"] == (
-        "run expand/say[1]: STALE, expand/say[1] has new parameter values: bash_command"
+        "run expand/say[1]: Unsynced, expand/say[1] has new parameter values: bash_command"
     )
 
     # A shorter list: the reader sees fewer values, so it runs (no stale index is summed).

@@ -54,7 +54,7 @@ def test_a_backfill_reuses_each_days_value_and_recomputes_a_changed_day_only(air
         assert run.decisions == {"daily_orders": "skip", "summary": "skip"}
         # Each day's own value, not the last one computed.
         assert run.xcoms == {"daily_orders": f"orders of {day}", "summary": f"ORDERS OF {day}"}
-        assert run.messages["daily_orders"] == f"skip lake/daily_orders[{day}]: FRESH"
+        assert run.messages["daily_orders"] == f"skip lake/daily_orders[{day}]: Synced"
 
     _observe("2026-12-02", "orders-2026-12-02-v2")
     changed = {day: airflow.run(path, "backfill", logical_date=day) for day in DAYS}
@@ -64,7 +64,7 @@ def test_a_backfill_reuses_each_days_value_and_recomputes_a_changed_day_only(air
         "2026-12-03": "skip",
     }
     assert changed["2026-12-02"].messages["daily_orders"] == (
-        "run lake/daily_orders[2026-12-02]: STALE, raw/orders[2026-12-02] has a new data version"
+        "run lake/daily_orders[2026-12-02]: Unsynced, raw/orders[2026-12-02] has a new data version"
     )
     with EventStore() as store:
         rollup = store.status("lake/daily_orders")
@@ -104,7 +104,7 @@ def test_static_partitions_named_by_a_template(airflow):
     assert airflow.run(path, "regions").decisions == {"sales": "run"}
     us = airflow.run(path, "regions", conf={"region": "us"})
     assert us.decisions == {"sales": "run"}
-    assert us.messages["sales"] == "run regions/sales[us]: MISSING, never materialized"
+    assert us.messages["sales"] == "run regions/sales[us]: Never materialized"
     eu = airflow.run(path, "regions")
     assert eu.decisions == {"sales": "skip"}
     assert eu.xcoms == {"sales": "sales in eu"}

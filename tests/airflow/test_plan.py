@@ -76,8 +76,8 @@ def test_plan_shows_what_would_run_before_the_run(airflow):
     airflow.run(path, "planned", logical_date="2026-12-01")
 
     after = _plan(path)
-    assert after["number"] == ("skip", "FRESH")
-    assert after["multiplied"] == ("skip", "FRESH")
+    assert after["number"] == ("skip", "Synced")
+    assert after["multiplied"] == ("skip", "Synced")
     assert after["dated"] == ("depends", "in sync for the recorded values of ds")
     assert after["peek"][0] == "run"
     assert after["added"] == ("depends", "reads the value of unversioned loose")

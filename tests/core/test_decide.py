@@ -52,8 +52,9 @@ def test_stale_reasons_name_three_root_causes_and_count_the_rest() -> None:
 
 
 def test_one_line_for_every_adapter() -> None:
-    assert decision_line(True, "k", StaleStatus.FRESH) == "skip k: FRESH"
+    # The words of `insync status` and the catalog, not the enum's values.
+    assert decision_line(True, "k", StaleStatus.FRESH) == "skip k: Synced"
     assert decision_line(False, "k", StaleStatus.STALE, "raw/a has a new data version") == (
-        "run k: STALE, raw/a has a new data version")
-    assert decision_line(False, "k", StaleStatus.MISSING, "never materialized") == (
-        "run k: MISSING, never materialized")
+        "run k: Unsynced, raw/a has a new data version")
+    assert decision_line(False, "k", StaleStatus.MISSING, "never materialized") == "run k: Never materialized"
+    assert decision_line(False, "k", StaleStatus.FRESH, "forced") == "run k: Synced, forced"

@@ -57,7 +57,7 @@ def test_a_new_parameter_value_runs_the_step(
     caplog.set_level(logging.INFO, logger="insync")
     assert extract(store, cache, "2026-11-30", runs) == "rows for 2026-11-30"
     assert extract(store, cache, "2026-12-01", runs) == "rows for 2026-12-01"
-    assert "run demo/extract: STALE, demo/extract has new parameter values: day" in caplog.text
+    assert "run demo/extract: Unsynced, demo/extract has new parameter values: day" in caplog.text
     assert extract(store, cache, "2026-12-01", runs) == "rows for 2026-12-01"
     assert runs == ["2026-11-30", "2026-12-01"]
     status = store.status("demo/extract")
@@ -121,7 +121,7 @@ def test_unseen_inputs_always_run_and_say_why(sqlite_url: str) -> None:
     run(Step(store, spec))
     decision = Step(store, spec, unseen_inputs=["os.environ"]).check(needs_value=False)
     assert not decision.skip
-    assert decision.message == "run a: FRESH, reads inputs insync cannot see: os.environ"
+    assert decision.message == "run a: Synced, reads inputs insync cannot see: os.environ"
     store.close()
 
 
@@ -238,5 +238,5 @@ def test_partition_and_parameters_together(sqlite_url: str, tmp_path: Path) -> N
     assert Step(store, spec, partition="eu", parameters={"limit": 10}, cache=cache).check().value == "eu-10"
     changed = Step(store, spec, partition="us", parameters={"limit": 20}, cache=cache).check()
     assert not changed.skip
-    assert changed.message == "run r[us]: STALE, r[us] has new parameter values: limit"
+    assert changed.message == "run r[us]: Unsynced, r[us] has new parameter values: limit"
     store.close()

@@ -42,7 +42,7 @@ def test_skip_returns_the_cached_value_and_logs_one_line(store, cache, caplog) -
     first, _ = run(store, spec, cache, "r1", lambda: calls.append(1) or {"n": 1})
     second, value = run(store, spec, cache, "r2", lambda: calls.append(1) or {"n": 1})
     assert (first.skip, second.skip, value, len(calls)) == (False, True, {"n": 1}, 1)
-    assert [r.getMessage() for r in caplog.records] == ["run a: MISSING, never materialized", "skip a: FRESH"]
+    assert [r.getMessage() for r in caplog.records] == ["run a: Never materialized", "skip a: Synced"]
 
 
 def test_unversioned_steps_always_run_but_retries_in_the_same_run_do_not(store, cache) -> None:  # type: ignore[no-untyped-def]
@@ -59,7 +59,7 @@ def test_force_runs_a_fresh_step(store, cache) -> None:  # type: ignore[no-untyp
     spec = AssetSpec("a", code_version="1")
     run(store, spec, cache, "r1", lambda: 1)
     decision, _ = run(store, spec, cache, "r2", lambda: 2, force=True)
-    assert not decision.skip and decision.message == "run a: FRESH, forced"
+    assert not decision.skip and decision.message == "run a: Synced, forced"
 
 
 def test_missing_or_corrupt_cache_entry_means_run(store, cache) -> None:  # type: ignore[no-untyped-def]
@@ -103,7 +103,7 @@ def test_user_data_version_and_provenance_snapshot(store, cache) -> None:  # typ
 def test_a_changed_spec_is_registered_by_the_check(store, cache) -> None:  # type: ignore[no-untyped-def]
     run(store, AssetSpec("a", code_version="1"), cache, "r1", lambda: 1)
     decision, _ = run(store, AssetSpec("a", code_version="2"), cache, "r2", lambda: 2)
-    assert decision.message == "run a: STALE, a has a new code version"
+    assert decision.message == "run a: Unsynced, a has a new code version"
     assert store.definitions()[decision.status.key].code_version == "2"
 
 

@@ -92,7 +92,7 @@ def check_scenario(s: Scenario) -> None:
     }
     dbt = {row["node"]: row["reason"] for row in r["pass2"]["dbt"]}
     assert dbt["stg_orders"] == "raw/orders has a new data version"
-    assert dbt["stg_customers"] == "FRESH"
+    assert dbt["stg_customers"] == "Synced"
 
     # And everything is back in sync: new versions along the orders chain only.
     assert set(_statuses(s, "after_pass2").values()) == {"FRESH"}

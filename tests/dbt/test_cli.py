@@ -31,7 +31,7 @@ def test_build_prints_built_and_reused_with_reasons(shop: Shop) -> None:
     report = json.loads(out[out.index("{\n"):])
     actions = {n["name"]: (n["action"], n["reason"]) for n in report["nodes"]}
     assert actions["customers"] == ("built", "shop/main/customers has a new code version")
-    assert actions["orders"] == ("reused", "FRESH")
+    assert actions["orders"] == ("reused", "Synced")
 
 
 def test_status_and_why_explain_without_building(built_shop: Shop) -> None:

@@ -172,8 +172,8 @@ def test_report_outcome_of_an_unselected_node_names_close_ones() -> None:
     from insync.core import InsyncError
 
     report = BuildReport("build", run_id=None, invocations=0,
-                         outcomes=[NodeOutcome(_asset("orders"), "reused", "FRESH")])
-    assert report.outcome("orders").reason == "FRESH"
+                         outcomes=[NodeOutcome(_asset("orders"), "reused", "Synced")])
+    assert report.outcome("orders").reason == "Synced"
     with pytest.raises(ConfigError, match=r"'order' was not among the 1 selected nodes.*did you mean orders"):
         report.outcome("order")
     with pytest.raises(InsyncError, match="select it with --select"):
@@ -188,13 +188,13 @@ def test_plan_words_decisions_as_every_adapter_does() -> None:
     version = fingerprint_value("v")
     fresh = AssetStatus(model.key, StaleStatus.FRESH, version, "v1", "materializable", "dbt")
     (reuse,) = plan({model.unique_id: model}, {model.unique_id}, {model.key: fresh})
-    assert not reuse.build and reuse.message == "FRESH"
-    assert decision_line(True, str(model.key), reuse.status, reuse.reason) == "skip p/stg: FRESH"
+    assert not reuse.build and reuse.message == "Synced"
+    assert decision_line(True, str(model.key), reuse.status, reuse.reason) == "skip p/stg: Synced"
     (missing,) = plan({model.unique_id: model}, {model.unique_id}, {})
     assert decision_line(False, str(model.key), missing.status, missing.reason) == (
-        "run p/stg: MISSING, never materialized")
+        "run p/stg: Never materialized")
     cause = StaleCause(model.key, StaleCauseCategory.CODE, "has a new code version")
     stale = AssetStatus(model.key, StaleStatus.STALE, version, "v2", "materializable", "dbt",
                         causes=(cause,))
     (run,) = plan({model.unique_id: model}, {model.unique_id}, {model.key: stale})
-    assert run.message == "STALE, p/stg has a new code version"
+    assert run.message == "Unsynced, p/stg has a new code version"

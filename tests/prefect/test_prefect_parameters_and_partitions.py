@@ -152,13 +152,13 @@ def test_a_changed_parameter_runs_the_task_again(run_process: Any, tmp_path: Pat
     # first day's rows.
     assert run_process("daily", day="2026-11-30") == (
         "rows for 2026-11-30",
-        ["run demo/extract: MISSING, never materialized"],
+        ["run demo/extract: Never materialized"],
     )
     assert run_process("daily", day="2026-12-01") == (
         "rows for 2026-12-01",
-        ["run demo/extract: STALE, demo/extract has new parameter values: day"],
+        ["run demo/extract: Unsynced, demo/extract has new parameter values: day"],
     )
-    assert run_process("daily", day="2026-12-01") == ("rows for 2026-12-01", ["skip demo/extract: FRESH"])
+    assert run_process("daily", day="2026-12-01") == ("rows for 2026-12-01", ["skip demo/extract: Synced"])
     with EventStore(f"sqlite:///{tmp_path / 'store' / 'insync.db'}") as store:
         assert len(store.history("demo/extract")) == 2
 
@@ -174,7 +174,7 @@ def test_map_backfills_one_partition_per_call_and_reruns_only_the_changed_day(
 
     value, decisions = run_process("backfill", days=days, folder=str(folder))
     assert value == [{"day": day, "rows": 2, "first": f"{day},a"} for day in days]
-    assert sorted(decisions) == [f"run demo/orders[{day}]: MISSING, never materialized" for day in days]
+    assert sorted(decisions) == [f"run demo/orders[{day}]: Never materialized" for day in days]
 
     (folder / "2026-11-03.csv").write_text("late,fix\n")
     value, decisions = run_process("backfill", days=days, folder=str(folder))
@@ -183,8 +183,8 @@ def test_map_backfills_one_partition_per_call_and_reruns_only_the_changed_day(
         {"day": day, "rows": 2, "first": f"{day},a"} for day in days if day != "2026-11-03"
     ]
     assert sorted(decisions) == sorted(
-        [f"skip demo/orders[{day}]: FRESH" for day in days if day != "2026-11-03"]
-        + ["run demo/orders[2026-11-03]: STALE, demo/raw[2026-11-03] has a new data version"]
+        [f"skip demo/orders[{day}]: Synced" for day in days if day != "2026-11-03"]
+        + ["run demo/orders[2026-11-03]: Unsynced, demo/raw[2026-11-03] has a new data version"]
     )
     with EventStore(f"sqlite:///{tmp_path / 'store' / 'insync.db'}") as store:
         rollup = store.status("demo/orders").partitions
@@ -202,10 +202,10 @@ def test_a_dep_inferred_once_stays_when_the_call_shape_hides_it(run_process: Any
     value, decisions = run_process("plain")
     assert value == "use True"
     assert decisions == [
-        "skip demo/flag: FRESH",
-        "run demo/use: STALE, demo/use has new parameter values: x",
+        "skip demo/flag: Synced",
+        "run demo/use: Unsynced, demo/use has new parameter values: x",
     ]
-    assert run_process("plain")[1] == ["skip demo/flag: FRESH", "skip demo/use: FRESH"]
+    assert run_process("plain")[1] == ["skip demo/flag: Synced", "skip demo/use: Synced"]
     with EventStore(f"sqlite:///{tmp_path / 'store' / 'insync.db'}") as store:
         deps = {str(k): [str(d) for d in spec.deps] for k, spec in store.definitions().items()}
     assert deps["demo/use"] == ["demo/flag"]
@@ -393,7 +393,7 @@ def test_a_value_prefect_cannot_persist_fails_and_records_nothing(run_flow: Any,
     def pipeline() -> list[int]:
         return rows()
 
-    for _ in range(2):  # and again: never "skip demo/lock: FRESH"
+    for _ in range(2):  # and again: never "skip demo/lock: Synced"
         error, states = run_flow(locked, tasks=1, expect="Failed")
         assert states == {"lock": "Failed"}
         assert isinstance(error, SerializationError)
@@ -474,9 +474,9 @@ def test_unseen_reads_run_every_time_and_auto_sees_helpers_defined_later(
     assert value == ("test", "2026-12-02", "v1")
     assert states == expected | {"with_helper": "Cached"}
     messages = [r.getMessage() for r in caplog.records if r.name.startswith("prefect.task_runs")]
-    assert "run demo/env: FRESH, reads inputs insync cannot see: os.environ.get" in messages
+    assert "run demo/env: Synced, reads inputs insync cannot see: os.environ.get" in messages
     assert any(
-        m.startswith("run demo/runtime: FRESH, reads inputs insync cannot see: prefect.runtime")
+        m.startswith("run demo/runtime: Synced, reads inputs insync cannot see: prefect.runtime")
         for m in messages
     ), messages
 
