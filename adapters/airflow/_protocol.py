@@ -32,7 +32,6 @@ from insync.core import (
     Step,
     resolve_code_version,
 )
-from insync.core.automation import owner_metadata
 
 from ._inputs import code_analysis, partition_of, task_inputs
 from ._keys import VersionSettings, asset_key_for, deps_for, opened_store, value_cache
@@ -123,9 +122,7 @@ def spec_for(
         code_version=code_version,
         deps=deps_for(task, settings),
         framework=FRAMEWORK,
-        # The owner: `insync automate` triggers this DAG when the asset is Unsynced.
-        metadata={"dag_id": task.dag_id, "task_id": task.task_id,
-                  **owner_metadata("airflow", task.dag_id, task.task_id)},
+        metadata={"dag_id": task.dag_id, "task_id": task.task_id},
         partitions=partitions,
         partition_mappings=dict(settings.partition_mappings) or None,
     )
