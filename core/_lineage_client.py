@@ -1,0 +1,183 @@
+"""The part of insync's OpenLineage support that imports openlineage-python.
+
+Imported only once `_lineage.lineage_enabled()` said OpenLineage is configured, so a process
+without OpenLineage never loads the client.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from importlib import metadata
+from typing import Any
+
+import attr
+import pendulum
+from openlineage.client import OpenLineageClient
+from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
+from openlineage.client.facet_v2 import DatasetFacet, RunFacet, dataset_version_dataset
+from openlineage.client.uuid import generate_new_uuid
+
+from ._lineage import DATASET_NAMESPACE, FACET_NAME, FACET_SCHEMA, StepLineage, facet_body
+
+__all__ = [
+    "InsyncDatasetFacet",
+    "InsyncRunFacet",
+    "dataset_facets",
+    "emit_pairs",
+    "input_datasets",
+    "output_dataset",
+    "producer",
+    "reset",
+    "run_facets",
+]
+
+log = logging.getLogger("insync")
+
+_CLIENT: OpenLineageClient | None = None
+_WARNED = False
+_LOCK = threading.Lock()
+
+
+def producer() -> str:
+    """`_producer` of insync's facets and events: this insync release."""
+    try:
+        version = metadata.version("insync")
+    except metadata.PackageNotFoundError:  # a source tree that was never installed
+        version = "unknown"
+    return f"https://insync.dev/insync/{version}"
+
+
+@attr.define(slots=False)  # a mixin: two slotted bases cannot be combined
+class _InsyncFields:
+    """The fields of insync's facets (schema: `InsyncDecision` in InsyncFacets.json)."""
+
+    asset: str = ""
+    decision: str = ""
+    status: str = ""
+    dataVersion: str = ""
+    reason: str = ""
+    message: str = ""
+    codeVersion: str | None = None
+    partition: str | None = None
+    framework: str | None = None
+    parameters: dict[str, str] = attr.field(factory=dict)
+    inputs: list[dict[str, Any]] = attr.field(factory=list)
+    causes: list[dict[str, Any]] = attr.field(factory=list)
+
+
+@attr.define
+class InsyncRunFacet(RunFacet, _InsyncFields):
+    """insync's decision for this run, with the asset's versions and provenance."""
+
+    @staticmethod
+    def _get_schema() -> str:
+        return f"{FACET_SCHEMA}#/$defs/InsyncRunFacet"
+
+
+@attr.define
+class InsyncDatasetFacet(DatasetFacet, _InsyncFields):
+    """The same fields on the output dataset: its version, code version, provenance, decision."""
+
+    @staticmethod
+    def _get_schema() -> str:
+        return f"{FACET_SCHEMA}#/$defs/InsyncDatasetFacet"
+
+
+def run_facets(lineage: StepLineage) -> dict[str, RunFacet]:
+    """`{"insync": InsyncRunFacet}` for one decision."""
+    return {FACET_NAME: InsyncRunFacet(**facet_body(lineage), producer=producer())}
+
+
+def dataset_facets(lineage: StepLineage) -> dict[str, DatasetFacet]:
+    """The output dataset's facets: the standard `version` (the insync data version) and insync's."""
+    return {
+        "version": dataset_version_dataset.DatasetVersionDatasetFacet(
+            datasetVersion=lineage.data_version, producer=producer()
+        ),
+        FACET_NAME: InsyncDatasetFacet(**facet_body(lineage), producer=producer()),
+    }
+
+
+def output_dataset(lineage: StepLineage) -> OutputDataset:
+    return OutputDataset(namespace=DATASET_NAMESPACE, name=lineage.key, facets=dataset_facets(lineage))
+
+
+def input_datasets(lineage: StepLineage) -> list[InputDataset]:
+    """The provenance as input datasets, each with the version the step read (once per asset;
+    the partitions read are listed in insync's facet)."""
+    versions: dict[str, str | None] = {}
+    for i in lineage.inputs:
+        key = str(i.key)
+        # Several partitions of one input: the dataset has no single version that was read.
+        versions[key] = str(i.data_version) if key not in versions else None
+    out = []
+    for key, version in versions.items():
+        facets: dict[str, DatasetFacet] = {}
+        if version is not None:
+            facets["version"] = dataset_version_dataset.DatasetVersionDatasetFacet(
+                datasetVersion=version, producer=producer()
+            )
+        out.append(InputDataset(namespace=DATASET_NAMESPACE, name=key, facets=facets))
+    return out
+
+
+def _client() -> OpenLineageClient:
+    global _CLIENT
+    with _LOCK:
+        if _CLIENT is None:
+            _CLIENT = OpenLineageClient()
+        return _CLIENT
+
+
+def reset() -> None:
+    global _CLIENT, _WARNED
+    with _LOCK:
+        client, _CLIENT, _WARNED = _CLIENT, None, False
+    if client is not None:
+        client.close(timeout=5)
+
+
+def emit(event: RunEvent) -> None:
+    """Send one event; a failure (no backend, bad config) logs one warning per process."""
+    global _WARNED
+    try:
+        _client().emit(event)
+    except Exception as exc:
+        if not _WARNED:
+            _WARNED = True
+            log.warning("OpenLineage: cannot emit events (%s: %s); the steps are unaffected, "
+                        "and later failures are not logged", type(exc).__name__, exc)
+
+
+def emit_pairs(
+    lineages: Sequence[StepLineage],
+    *,
+    job_names: Sequence[str],
+    run_ids: Sequence[str | None],
+    started: pendulum.DateTime | None,
+    namespace: str,
+) -> None:
+    """A START and a COMPLETE event per decision (a skip too: the run happened, and reused)."""
+    now = pendulum.now("UTC")
+    for lineage, job_name, run_id in zip(lineages, job_names, run_ids, strict=True):
+        try:
+            run = Run(runId=run_id or str(generate_new_uuid()), facets=run_facets(lineage))
+            job = Job(namespace=namespace, name=job_name)
+            inputs = input_datasets(lineage)
+            outputs = [output_dataset(lineage)]
+        except Exception as exc:  # a malformed value must not fail the step either
+            emit_failed(exc)
+            continue
+        for state, at in ((RunState.START, started or now), (RunState.COMPLETE, now)):
+            emit(RunEvent(eventType=state, eventTime=at.isoformat(), run=run, job=job,
+                          inputs=inputs, outputs=outputs, producer=producer()))
+
+
+def emit_failed(exc: Exception) -> None:
+    global _WARNED
+    if not _WARNED:
+        _WARNED = True
+        log.warning("OpenLineage: cannot build an event (%s: %s); the steps are unaffected",
+                    type(exc).__name__, exc)
