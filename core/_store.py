@@ -24,7 +24,6 @@ from typing import Any, Final, Protocol, TypeVar
 
 import pendulum
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
 from . import _schema as t
 from ._keys import AssetKey, CoercibleToAssetKey
@@ -224,7 +223,8 @@ class EventStore:
 
     def _create_engine(self) -> sa.Engine:
         if self.dialect != "sqlite":
-            return sa.create_engine(self.url, pool_pre_ping=True)
+            # No hstore: insync stores none, and looking its type up costs every task a query.
+            return sa.create_engine(self.url, pool_pre_ping=True, use_native_hstore=False)
         read_only = self.read_only
         database = self.url.database
         if (
@@ -277,13 +277,20 @@ class EventStore:
         except sa.exc.DatabaseError as exc:
             raise self._not_a_store(exc) from exc
 
-    def _write(self, work: Callable[[sa.Connection], T]) -> T:
-        """Run `work` in one write transaction, retrying lock timeouts, deadlocks and conflicts."""
+    def _write(self, work: Callable[[sa.Connection], T], *, migrating: bool = False) -> T:
+        """Run `work` in one write transaction, retrying lock timeouts, deadlocks and conflicts.
+
+        The transaction first reads the schema revision: a newer insync may have migrated the store
+        since it was opened (a long-running worker during a rolling upgrade), and a write must never
+        touch a store of another revision.
+        """
         for attempt in range(_RETRIES):
             try:
                 with self._engine.connect() as conn:
                     conn.execution_options(insync_write=True)
                     with conn.begin():
+                        if not migrating:
+                            self._verify_revision(conn)
                         return work(conn)
             except sa.exc.DBAPIError as exc:
                 if not _is_retryable(exc) or attempt == _RETRIES - 1:
@@ -324,7 +331,7 @@ class EventStore:
             return _read_revision(conn)
 
     def _prepare_schema(self, *, upgrade: bool) -> None:
-        revision = self.schema_revision()
+        revision = self._current_revision()
         if revision == t.HEAD_REVISION:
             return
         self._check_known(revision)
@@ -340,7 +347,39 @@ class EventStore:
                 f"the insync store {self.url.render_as_string(hide_password=True)} has schema "
                 f"revision {revision}; this insync needs {t.HEAD_REVISION}: run `insync db upgrade`"
             )
-        self._write(self._migrate)
+        self._write(self._migrate, migrating=True)
+
+    def _current_revision(self) -> str | None:
+        """The schema revision in one statement on the usual path, a store that exists: this runs
+        in every task process. The catalog is asked only when that statement fails (a new
+        database, another application's, a damaged store, not a database), to say which."""
+        try:
+            conn = self._engine.connect()
+        except sa.exc.OperationalError as exc:
+            raise self._unavailable(exc) from exc
+        except sa.exc.DatabaseError as exc:
+            raise self._not_a_store(exc) from exc
+        with conn:
+            try:
+                revision = conn.execute(_REVISION).scalar()
+                conn.commit()
+                return revision
+            except sa.exc.DBAPIError:
+                conn.rollback()  # PostgreSQL aborts the transaction of a failed statement
+        return self.schema_revision()
+
+    def _verify_revision(self, conn: sa.Connection) -> None:
+        """:raises SchemaVersionError: the store is no longer at this insync's revision."""
+        try:
+            revision = conn.execute(_REVISION).scalar()
+        except sa.exc.DBAPIError as exc:  # the version table is gone: not ours to write to
+            raise self._not_a_store(exc) from exc
+        if revision != t.HEAD_REVISION:
+            self._check_known(revision)
+            raise SchemaVersionError(
+                f"the insync store {self.url.render_as_string(hide_password=True)} is now at schema "
+                f"revision {revision}; this insync writes {t.HEAD_REVISION}: run `insync db upgrade`"
+            )
 
     def _check_known(self, revision: str | None) -> None:
         if revision is not None and revision not in t.KNOWN_REVISIONS:
@@ -474,8 +513,14 @@ class EventStore:
                 topological_order(graph.specs)  # raises CycleError naming the cycle
 
     def _insert(self, table: sa.Table) -> Any:
-        dialect_insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
-        return dialect_insert(table)
+        # Imported here: a process on one database does not load the other's dialect.
+        if self.dialect == "postgresql":
+            from sqlalchemy.dialects import postgresql
+
+            return postgresql.insert(table)
+        from sqlalchemy.dialects import sqlite
+
+        return sqlite.insert(table)
 
     def _upsert(
         self,
@@ -1258,10 +1303,13 @@ def _sqlite_value(value: Any) -> Any:
     return value
 
 
+_REVISION: Final = sa.text(f"SELECT version_num FROM {t.VERSION_TABLE}")
+
+
 def _read_revision(conn: sa.Connection) -> str | None:
     if not sa.inspect(conn).has_table(t.VERSION_TABLE):
         return None
-    return conn.execute(sa.text(f"SELECT version_num FROM {t.VERSION_TABLE}")).scalar()
+    return conn.execute(_REVISION).scalar()
 
 
 def _has_insync_tables(conn: sa.Connection) -> bool:

@@ -194,3 +194,40 @@ def test_migrations_build_exactly_the_schema_the_code_uses(store_url: str) -> No
     assert [d for d in diffs if not (d[0] == "remove_table" and d[1].name in ignored)] == []
     versions = Path(_schema.__file__).with_name("migrations") / "versions"
     assert sorted(p.stem for p in versions.glob("0*.py")) == list(_schema.KNOWN_REVISIONS)
+
+
+def test_a_write_rechecks_the_revision_a_newer_insync_may_have_moved(store_url: str) -> None:
+    """A worker opened the store, then a newer insync migrated it: the worker's next write is
+    refused and writes nothing (the revision is read inside the write transaction)."""
+    with EventStore(store_url) as store:
+        store.register([AssetSpec("a", code_version="1")])
+        engine = sa.create_engine(store_url)
+        with engine.begin() as conn:
+            conn.execute(sa.text("UPDATE insync_alembic_version SET version_num = '9999_future'"))
+        with pytest.raises(SchemaVersionError, match=r"newer insync.*9999_future.*not changed"):
+            store.record_materialization("a")
+        with engine.begin() as conn:
+            assert conn.execute(sa.text("SELECT count(*) FROM insync_events")).scalar() == 0
+            conn.execute(sa.text("UPDATE insync_alembic_version SET version_num = '0001_initial'"))
+        with pytest.raises(SchemaVersionError, match=r"0001_initial.*insync db upgrade"):
+            store.register([AssetSpec("b")])
+        engine.dispose()
+
+
+def test_opening_a_current_store_reads_its_revision_in_one_statement(store_url: str) -> None:
+    """Every task process opens the store: on a current store, opening runs one statement (the
+    version read), not a catalog lookup."""
+    EventStore(store_url).close()
+    statements: list[str] = []
+
+    def seen(conn: object, cursor: object, statement: str, *rest: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(sa.engine.Engine, "before_cursor_execute", seen)
+    try:
+        EventStore(store_url).close()
+    finally:
+        sa.event.remove(sa.engine.Engine, "before_cursor_execute", seen)
+    assert [s for s in statements if not s.startswith(("BEGIN", "PRAGMA"))] == [
+        "SELECT version_num FROM insync_alembic_version"
+    ]
