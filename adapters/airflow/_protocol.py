@@ -5,7 +5,7 @@ task skips its downstream tasks before they can run their own check, so an unsyn
 would be hidden. Changing downstream trigger rules instead would also change what the DAG
 author's own branches and short-circuits do. So an in-sync task ends SUCCESS without running the
 user's code; it returns the cached value (so downstream XCom consumers get it), logs
-``skip <key>: Synced``, pushes the XCom ``insync`` marker (``{"decision": "skip", ...}``, visible
+``skip <key>: FRESH``, pushes the XCom ``insync`` marker (``{"decision": "skip", ...}``, visible
 in the task instance's XCom tab) and emits *no* asset event for its outlets: nothing changed, so
 Airflow's asset-aware scheduling is not triggered.
 
@@ -32,6 +32,7 @@ from insync.core import (
     Step,
     resolve_code_version,
 )
+from insync.core.automation import owner_metadata
 
 from ._inputs import code_analysis, partition_of, task_inputs
 from ._keys import VersionSettings, asset_key_for, deps_for, opened_store, value_cache
@@ -122,7 +123,9 @@ def spec_for(
         code_version=code_version,
         deps=deps_for(task, settings),
         framework=FRAMEWORK,
-        metadata={"dag_id": task.dag_id, "task_id": task.task_id},
+        # The owner: `insync automate` triggers this DAG when the asset is Unsynced.
+        metadata={"dag_id": task.dag_id, "task_id": task.task_id,
+                  **owner_metadata("airflow", task.dag_id, task.task_id)},
         partitions=partitions,
         partition_mappings=dict(settings.partition_mappings) or None,
     )

@@ -107,7 +107,9 @@ class DbtAsset:
     def is_microbatch(self) -> bool:
         return self.is_incremental and self.strategy == "microbatch"
 
-    def spec(self, keys: Mapping[str, AssetKey], *, observed: bool = True) -> AssetSpec:
+    def spec(
+        self, keys: Mapping[str, AssetKey], *, observed: bool = True, owner: Mapping[str, Any] | None = None
+    ) -> AssetSpec:
         """The insync definition; `keys` maps parent unique ids to their asset keys.
 
         `observed=False` registers a source as `external` even if it could be observed: some
@@ -123,7 +125,7 @@ class DbtAsset:
             code_version=self.code_version,
             deps=[keys[p] for p in self.parents],
             framework=FRAMEWORK,
-            metadata=self._metadata(),
+            metadata={**self._metadata(), **(owner or {})},
             partitions=self.partitions,
         )
 

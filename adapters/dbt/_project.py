@@ -26,11 +26,12 @@ from insync.core import (
     decision_line,
     fingerprint_value,
 )
+from insync.core.automation import owner_metadata
 
 from ._manifest import FRAMEWORK, DbtAsset, assets_from_manifest, topological_order, window_floor
 from ._plan import Decision, due_windows, plan
 from ._report import BuildReport, NodeOutcome
-from ._runner import DbtError, DbtInvoker, release_warehouse, split_args
+from ._runner import DbtError, DbtInvoker, _value_of, release_warehouse, split_args
 from ._sql import (
     SUPPORTED_WAREHOUSES,
     batch_query,
@@ -218,8 +219,20 @@ class DbtProject:
             ):
                 # Another orchestrator builds or observes this table: its records are the truth.
                 ctx.owned_elsewhere.add(asset.unique_id)
-            specs.append(asset.spec(keys, observed=asset.unique_id not in ctx.owned_elsewhere))
+            owner = None if asset.is_source else self._owner(ctx, asset)
+            specs.append(asset.spec(keys, observed=asset.unique_id not in ctx.owned_elsewhere, owner=owner))
         self.store.register(specs)
+
+    @staticmethod
+    def _owner(ctx: _Context, asset: DbtAsset) -> dict[str, Any]:
+        """Who rebuilds this model for `insync automate`: `insync dbt build --select NAME` here."""
+        args = ctx.invoker.args
+        options = {}
+        if profiles := _value_of(args.project, "--profiles-dir"):
+            options["profiles_dir"] = os.path.abspath(profiles)
+        if target := _value_of(args.project, "--target"):
+            options["target"] = target
+        return owner_metadata("dbt", os.path.abspath(args.project_dir), asset.name, **options)
 
     def _observe_and_check(self, ctx: _Context, *, observe: bool) -> None:
         """Observe sources and list existing relations, in one warehouse query.

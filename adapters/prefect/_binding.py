@@ -26,6 +26,7 @@ from insync.core import (
     analyze_code,
     resolve_code_version,
 )
+from insync.core.automation import owner_metadata
 
 from ._runtime import FRAMEWORK
 
@@ -116,7 +117,7 @@ class Binding:
             code_version=code_version,
             deps=sorted(set(deps) | set(self.partition_mappings)),
             framework=FRAMEWORK,
-            metadata=self.metadata,
+            metadata={**(self.metadata or {}), **_deployment_owner()},
             partitions=self.partitions,
             partition_mappings={dep: mapping for dep, mapping in self.partition_mappings.items()} or None,
         )
@@ -306,3 +307,16 @@ def make_binding(
     # Bad metadata, partitions or mappings fail here, not in the first run.
     binding.spec(deps, None if code_version == "auto" else binding.code.declared)
     return binding
+
+
+def _deployment_owner() -> dict[str, Any]:
+    """In a deployment's flow run: that deployment, so `insync automate` can run it again."""
+    from prefect.runtime import deployment, flow_run
+
+    if deployment.id is None:  # a local run or decoration time: no owner to record
+        return {}
+    try:
+        name = deployment.name  # read once from the API, then cached by Prefect
+    except Exception:  # the API is unreachable: the step must not fail for want of an owner
+        return {}
+    return owner_metadata("prefect", f"{flow_run.flow_name}/{name}")
