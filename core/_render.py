@@ -1,21 +1,29 @@
 """Rendering for people and machines: the plain-words explanation and the stable JSON of
 statuses and events, shared by the CLI, the catalog and the dbt adapter's CLI.
 
-Plain strings and dicts only: the catalog imports this without click or rich.
+Plain strings and dicts only: the catalog imports this without click or rich (the CLI's console
+imports rich when it is built).
 """
 
 from __future__ import annotations
 
+import os
+import sys
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._model import AssetStatus, Event, PartitionCounts, StaleCause, StaleStatus
 
+if TYPE_CHECKING:
+    from rich.console import Console
+
 __all__ = [
     "cause_lines",
+    "console",
     "event_to_json",
     "explain",
     "keys_text",
+    "output_width",
     "parameters_text",
     "preview",
     "rollup_text",
@@ -24,6 +32,23 @@ __all__ = [
 ]
 
 SHOWN: Final = 3  # partition keys and causes listed before "… N more"
+PIPED_WIDTH: Final = 1000  # columns of output piped to a file or `grep`: no table row is that wide
+
+
+def output_width() -> int | None:
+    """Columns for the CLI's tables: None (rich's own choice: the terminal's width, or $COLUMNS)
+    on a terminal; piped, where rich would assume 80 and cut `walkthrough/multiplied_number` to
+    `walkthrough/multipl…`, wide enough that every key and reason prints whole on its line."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return None
+    return PIPED_WIDTH
+
+
+def console() -> Console:
+    """The rich console the CLI prints with (see `output_width`)."""
+    from rich.console import Console
+
+    return Console(width=output_width())
 
 
 def explain(s: AssetStatus) -> list[str]:

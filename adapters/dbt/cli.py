@@ -33,7 +33,9 @@ def _echo(report: BuildReport, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
-        click.echo(report.render(width=max(100, shutil.get_terminal_size().columns)))
+        # Piped to a file or grep: one line per node, whatever its key's length (nothing is cut).
+        width = max(100, shutil.get_terminal_size().columns) if sys.stdout.isatty() else 1000
+        click.echo(report.render(width=width))
 
 
 @click.group("dbt", cls=InsyncGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -286,3 +286,26 @@ def test_rollups_of_many_unsynced_and_of_unmaterialized_partitions(sqlite_url: s
         "  none of its 12 partitions has been materialized",
         "explain one partition: insync why fresh --partition shard-00",
     ]
+
+
+def test_piped_status_prints_whole_keys_and_reasons(tmp_path: Path) -> None:
+    """Piped to a file or grep, rich would assume 80 columns and cut keys (`walkthrough/multipl…`)."""
+    import os
+
+    url = f"sqlite:///{tmp_path / 'insync.db'}"
+    key = "warehouse/analytics/" + "very_long_model_name_" * 4 + "orders"
+    with EventStore(url) as store:
+        store.register([AssetSpec("raw/source_of_the_orders", code_version="1"),
+                        AssetSpec(key, code_version="1", deps=["raw/source_of_the_orders"])])
+        store.record_materialization("raw/source_of_the_orders", run_id="r1")
+        store.record_materialization(key, run_id="r1")
+        store.register([AssetSpec("raw/source_of_the_orders", code_version="2")])
+        store.record_materialization("raw/source_of_the_orders", run_id="r2")
+    env = {k: v for k, v in os.environ.items() if k != "COLUMNS"}
+    insync = Path(sys.executable).with_name("insync")
+    piped = subprocess.run(
+        f"'{insync}' --database-url '{url}' status | grep very_long",
+        shell=True, capture_output=True, text=True, env=env, check=True,
+    )
+    (line,) = piped.stdout.splitlines()
+    assert key in line and "raw/source_of_the_orders has a new data version" in line
