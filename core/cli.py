@@ -1,46 +1,44 @@
 """The `insync` command: status, why, history, db upgrade; adapters add sub-commands.
 
 Rich tables for people, `--json` for machines. Adapter commands come from the `insync.cli`
-entry-point group and load only when invoked, so `insync status` never imports an orchestrator.
+entry-point group and load only when invoked, so `insync status` never imports an orchestrator;
+`insync --help` lists them with the help read from their source, not by importing them.
 A partitioned asset shows as its rollup (counts, and which partitions are not Synced);
 `why --partition` and `history --partition` look at one partition. Every value from the store
 is escaped before rich sees it: a partition key like `eu` would otherwise vanish as markup
 (`orders[eu]`).
+
+The store, the renderers and rich are imported inside the commands that use them: `insync --help`
+runs in a tenth of a second, and `insync status` does not load what only `history` needs.
 """
 
 from __future__ import annotations
 
+import ast
+import functools
 import json
 import shlex
-from collections.abc import Callable
-from importlib.metadata import entry_points
-from typing import Any
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
-from rich.console import Console
-from rich.markup import escape
-from rich.table import Table
-from rich.tree import Tree
 
-from ._model import StaleCause, StaleStatus
-from ._render import (
-    SHOWN,
-    cause_lines,
-    console,
-    event_to_json,
-    explain,
-    parameters_text,
-    preview,
-    rollup_text,
-    short,
-    status_to_json,
-)
-from ._store import EventStore
 from .errors import InsyncError
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
+
+    from rich.console import Console
+    from rich.tree import Tree
+
+    from ._model import StaleCause
+    from ._render import cause_lines, event_to_json, explain, status_to_json
+    from ._store import EventStore
 
 __all__ = ["InsyncGroup", "cause_lines", "event_to_json", "explain", "main", "status_to_json"]
 
-_STYLE = {StaleStatus.FRESH: "green", StaleStatus.STALE: "yellow", StaleStatus.MISSING: "red"}
+_STYLE = {"FRESH": "green", "STALE": "yellow", "MISSING": "red"}  # by StaleStatus name
 
 
 class InsyncGroup(click.Group):
@@ -55,22 +53,84 @@ class InsyncGroup(click.Group):
 
 
 class _Group(InsyncGroup):
-    """Built-in commands plus lazily loaded adapter groups."""
+    """Built-in commands plus adapter groups, each imported only when it is invoked."""
 
-    def _plugins(self) -> dict[str, Any]:
-        return {ep.name: ep for ep in entry_points(group="insync.cli")}
+    _describing = False
 
     def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted({*super().list_commands(ctx), *self._plugins()})
+        return sorted({*super().list_commands(ctx), *_plugins()})
 
     def get_command(self, ctx: click.Context, name: str) -> click.Command | None:
         command = super().get_command(ctx, name)
-        if command is None and name in self._plugins():
-            command = self._plugins()[name].load()
-        return command
+        plugin = _plugins().get(name) if command is None else None
+        if plugin is None:
+            return command
+        if self._describing:
+            return click.Command(name, help=_plugin_help(plugin.value))
+        try:
+            loaded: click.Command = plugin.load()
+        except ImportError as exc:  # the adapter's framework is not installed: its message says which
+            raise click.ClickException(f"insync {name}: {exc}") from exc
+        return loaded
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # The listing needs one line of help per plugin, not the plugin: importing `insync dbt`
+        # and `insync airflow` would import dbt and Airflow (20 s on a busy machine).
+        self._describing = True
+        try:
+            super().format_commands(ctx, formatter)
+        finally:
+            self._describing = False
+
+
+@functools.cache
+def _plugins() -> dict[str, EntryPoint]:
+    from importlib.metadata import entry_points
+
+    return {ep.name: ep for ep in entry_points(group="insync.cli")}
+
+
+def _plugin_help(target: str) -> str:
+    """The help of the click command an entry point names (`package.module:function`), read from
+    its source: the function's docstring, else the module's; "" when the source cannot be read."""
+    module, _, attribute = target.partition(":")
+    path = _source_of(module)
+    try:
+        tree = ast.parse(path.read_bytes()) if path is not None else None
+    except (OSError, SyntaxError, ValueError):
+        tree = None
+    if tree is None:
+        return ""
+    for node in tree.body:
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef) and node.name == attribute:
+            return ast.get_docstring(node) or ""
+    return ast.get_docstring(tree) or ""
+
+
+def _source_of(module: str) -> Path | None:
+    """The file of `module`, found as import would find it but without running any package's
+    `__init__` on the way (the adapters' import their orchestrator)."""
+    search: list[str] | None = None
+    spec = None
+    parts = module.split(".")
+    for depth in range(1, len(parts) + 1):
+        name = ".".join(parts[:depth])
+        loaded = sys.modules.get(name)
+        if loaded is not None:
+            spec = loaded.__spec__
+        else:
+            finders = (getattr(finder, "find_spec", None) for finder in sys.meta_path)
+            spec = next((s for find in finders if find is not None and (s := find(name, search))), None)
+        if spec is None:
+            return None
+        search = list(spec.submodule_search_locations or [])
+    origin = spec.origin if spec is not None else None
+    return Path(origin) if origin and origin.endswith(".py") else None
 
 
 def _open(ctx: click.Context) -> EventStore:
+    from ._store import EventStore
+
     # Reading never creates or migrates a store: a wrong path is an error, not a new empty store.
     store = EventStore(ctx.obj.get("database_url"), read_only=True)
     ctx.call_on_close(store.close)
@@ -98,6 +158,12 @@ def status(ctx: click.Context, assets: tuple[str, ...], as_json: bool) -> None:
 
     A partitioned asset is Unsynced when any partition is, and its row counts its partitions.
     """
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ._model import StaleStatus
+    from ._render import SHOWN, preview, rollup_text, short, status_to_json
+
     store = _open(ctx)
     found = store.statuses(assets or None)
     rows = sorted(found.values(), key=lambda s: s.key)
@@ -110,7 +176,7 @@ def status(ctx: click.Context, assets: tuple[str, ...], as_json: bool) -> None:
     for s in rows:
         cells = [
             escape(str(s.key)),
-            f"[{_STYLE[s.status]}]{s.status.label}[/]",
+            f"[{_STYLE[s.status.name]}]{s.status.label}[/]",
             escape(s.code_version or "-"),
             "per partition" if s.partitions is not None else escape(short(str(s.data_version))),
         ]
@@ -135,6 +201,11 @@ def why(ctx: click.Context, asset: str, partition: str | None, as_json: bool) ->
 
     For a partitioned ASSET, the rollup over its partitions; --partition explains one.
     """
+    from rich.markup import escape
+    from rich.tree import Tree
+
+    from ._render import explain, parameters_text, status_to_json
+
     s = _open(ctx).status(asset, partition=partition)
     if as_json:
         click.echo(json.dumps(status_to_json(s), indent=2))
@@ -157,6 +228,8 @@ def why(ctx: click.Context, asset: str, partition: str | None, as_json: bool) ->
 
 
 def _add_cause(node: Tree, cause: StaleCause) -> None:
+    from rich.markup import escape
+
     branch = node.add(f"{escape(str(cause))} [dim]({cause.category.value})[/]")
     for child in cause.children:
         _add_cause(branch, child)
@@ -170,6 +243,11 @@ def _add_cause(node: Tree, cause: StaleCause) -> None:
 @click.pass_context
 def history(ctx: click.Context, asset: str, partition: str | None, limit: int, as_json: bool) -> None:
     """Materializations and observations of ASSET, newest first."""
+    from rich.markup import escape
+    from rich.table import Table
+
+    from ._render import event_to_json, parameters_text, short
+
     store = _open(ctx)
     events = store.history(asset, limit=limit, partition=partition)
     if not events and partition is not None:
@@ -208,6 +286,8 @@ def db() -> None:
 @click.pass_context
 def upgrade(ctx: click.Context) -> None:
     """Create the store, or migrate it to this insync's schema."""
+    from ._store import EventStore
+
     store = EventStore(ctx.obj.get("database_url"), upgrade=True)
     click.echo(f"{store}: schema at {store.schema_revision()}")
     store.close()
@@ -238,4 +318,20 @@ def ui(ctx: click.Context, host: str, port: int, allow_hosts: tuple[str, ...]) -
     serve(ctx.obj.get("database_url"), host=host, port=port, allow_hosts=allow_hosts)
 
 
-_console: Callable[[], Console] = console  # piped output as wide as its rows: no key is cut
+def _console() -> Console:
+    from ._render import console  # piped output as wide as its rows: no key is cut
+
+    return console()
+
+
+_RENDERED = frozenset({"cause_lines", "event_to_json", "explain", "status_to_json"})
+
+if not TYPE_CHECKING:  # mypy sees the renderers through the imports at the top
+
+    def __getattr__(name: str) -> object:
+        # The renderers the dbt adapter and the examples import from here, loaded on first use.
+        if name not in _RENDERED:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        from . import _render
+
+        return getattr(_render, name)
