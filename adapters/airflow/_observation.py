@@ -44,13 +44,21 @@ class Observation:
         }
 
 
-def callable_path(fn: Callable[..., Any] | str) -> str:
+def callable_path(fn: Callable[..., Any] | str, *, check_import: bool = True) -> str:
     """``module.qualname`` of an importable function (what a trigger can serialize).
 
-    :raises ConfigError: a lambda, a nested function or a bound method (not importable).
+    A path is imported at once to check it (a wrong one is then a DAG import error) unless
+    ``check_import`` is false: the triggerer rebuilds a trigger inside its event loop, where
+    importing a user's module would block every other trigger; the poll imports it in a thread.
+
+    :raises ConfigError: a lambda, a nested function or a bound method (not importable), or a
+        path that cannot be imported.
     """
     if isinstance(fn, str):
-        load_observe(fn)
+        if check_import:
+            load_observe(fn)
+        elif "." not in fn.replace(":", "."):
+            raise ConfigError(f"observe function {fn!r}: give 'package.module.function'")
         return fn
     module = getattr(fn, "__module__", None)
     qualname = getattr(fn, "__qualname__", "")

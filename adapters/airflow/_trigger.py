@@ -9,7 +9,10 @@ Two uses:
 - the deferrable ``InsyncObservationSensor`` defers to it with ``fire_on="unconsumed"``: it fires
   once, when some downstream asset has not read the current version.
 
-Each poll opens the insync store in a thread (blocking I/O never runs on the event loop).
+The triggerer rebuilds the trigger and runs it inside one event loop shared by every trigger,
+so nothing here blocks that loop: built there, the trigger leaves its observe function's module
+unimported, and each poll (importing it, observing the source, opening, migrating and querying
+the insync store) runs in a worker thread.
 """
 
 from __future__ import annotations
@@ -27,6 +30,15 @@ from ._observation import Observation, callable_path, load_observe, observe_once
 __all__ = ["InsyncObservationTrigger"]
 
 FireOn = Literal["new", "unconsumed"]
+
+
+def _on_event_loop() -> bool:
+    """Whether this thread is running an event loop (the triggerer's, when it rebuilds us)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return False
+    return True
 
 
 class InsyncObservationTrigger(BaseEventTrigger):
@@ -63,7 +75,7 @@ class InsyncObservationTrigger(BaseEventTrigger):
         if poll_interval <= 0:
             raise ConfigError(f"poll_interval={poll_interval!r}; use a positive number of seconds")
         self.key = str(AssetKey.parse(key) if not isinstance(key, str) else key_from_asset_name(key))
-        self.observe = callable_path(observe)
+        self.observe = callable_path(observe, check_import=not _on_event_loop())
         self.observe_kwargs = dict(observe_kwargs or {})
         self.fire_on: FireOn = fire_on
         self.consumers = None if consumers is None else [str(AssetKey.parse(c)) for c in consumers]
@@ -85,9 +97,10 @@ class InsyncObservationTrigger(BaseEventTrigger):
         )
 
     def poll(self) -> Observation:
-        """One observation, blocking (the trigger runs it in a thread).
+        """One observation, blocking (``run`` calls it in a worker thread).
 
         :raises ObservationError: the source cannot be read.
+        :raises ConfigError: the observe function cannot be imported.
         """
         consumers = None if self.consumers is None else [AssetKey.parse(c) for c in self.consumers]
         with EventStore(self.store) as store:

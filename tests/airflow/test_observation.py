@@ -179,7 +179,7 @@ def test_trigger_fires_on_change_and_not_without(tmp_path: Path, sqlite_url: str
     assert classpath == "insync.adapters.airflow._trigger.InsyncObservationTrigger"
     trigger = InsyncObservationTrigger(**kwargs)
 
-    first = _first_event(trigger, timeout=5)
+    first = _first_event(trigger, timeout=60)  # a bound for a busy machine, not a speed goal
     assert first is not None and first.payload["new"] is True  # never observed before
     assert _first_event(trigger, timeout=0.5) is None  # unchanged: no event
     with EventStore(sqlite_url) as store:
@@ -189,11 +189,77 @@ def test_trigger_fires_on_change_and_not_without(tmp_path: Path, sqlite_url: str
     with EventStore(sqlite_url) as store:  # a poll on an unchanged source writes nothing
         assert (store.last_event_id(), store.definitions_revision()) == before
     source.write_text("a,b\n1,3\n")
-    changed = _first_event(trigger, timeout=5)
+    changed = _first_event(trigger, timeout=60)
     assert changed is not None
     assert changed.payload["data_version"] != first.payload["data_version"]
     with EventStore(sqlite_url) as store:
         assert len(store.history("raw/source", kind="observation")) == 2
+
+
+LOOP_PROBE = """
+import asyncio
+
+
+def on_loop():
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return "off the loop"
+    return "on the loop"
+
+
+WHERE = [("import", on_loop())]
+
+
+def observe():
+    WHERE.append(("observe", on_loop()))
+    return "v1"
+"""
+
+
+def test_trigger_does_no_blocking_work_on_the_event_loop(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+):
+    """The triggerer rebuilds a trigger from its serialized kwargs inside its one event loop and
+    runs it there: importing the observe module, observing, and opening (here creating and
+    migrating) the store must all happen in worker threads, or every trigger of the triggerer
+    stalls meanwhile."""
+    import importlib
+
+    import sqlalchemy as sa
+    from insync.adapters.airflow import InsyncObservationTrigger
+
+    module = f"insync_loop_probe_{tmp_path.name.replace('-', '_')}"
+    (tmp_path / f"{module}.py").write_text(LOOP_PROBE)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    connects: list[str] = []
+
+    def on_connect(*_: Any) -> None:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            connects.append("off the loop")
+        else:
+            connects.append("on the loop")
+
+    async def as_the_triggerer() -> Any:
+        trigger = InsyncObservationTrigger(
+            key="raw/probe", observe=f"{module}.observe", poll_interval=60, store=sqlite_url
+        )
+        events = trigger.run()
+        try:
+            return await asyncio.wait_for(events.__anext__(), 60)
+        finally:
+            await events.aclose()
+
+    sa.event.listen(sa.Engine, "connect", on_connect)
+    try:
+        event = asyncio.run(as_the_triggerer())
+    finally:
+        sa.event.remove(sa.Engine, "connect", on_connect)
+    assert event.payload["data_version"] == "v1"
+    assert importlib.import_module(module).WHERE == [("import", "off the loop"), ("observe", "off the loop")]
+    assert connects and set(connects) == {"off the loop"}
 
 
 def test_trigger_rejects_functions_the_triggerer_cannot_import():
