@@ -86,7 +86,7 @@ def step_lineage(decision: StepDecision, event: Event | None = None) -> StepLine
     return StepLineage(
         key=str(status.key),
         framework=status.framework if event is None else event.framework,
-        skip=decision.skip,
+        skip=decision.skip and event is None,  # a skip whose value was gone ran after all
         status=status.status.value,
         reason=decision.reason,
         message=decision.message,

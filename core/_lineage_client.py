@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from importlib import metadata
 from typing import Any
@@ -37,6 +38,8 @@ log = logging.getLogger("insync")
 
 _CLIENT: OpenLineageClient | None = None
 _WARNED = False
+_PAUSED_UNTIL = 0.0
+_PAUSE_S = 60
 _LOCK = threading.Lock()
 
 
@@ -132,23 +135,33 @@ def _client() -> OpenLineageClient:
 
 
 def reset() -> None:
-    global _CLIENT, _WARNED
+    global _CLIENT, _WARNED, _PAUSED_UNTIL
     with _LOCK:
-        client, _CLIENT, _WARNED = _CLIENT, None, False
+        client, _CLIENT, _WARNED, _PAUSED_UNTIL = _CLIENT, None, False, 0.0
     if client is not None:
         client.close(timeout=5)
 
 
-def emit(event: RunEvent) -> None:
-    """Send one event; a failure (no backend, bad config) logs one warning per process."""
-    global _WARNED
+def emit(event: RunEvent) -> bool:
+    """Send one event; False if it failed (no backend, bad config).
+
+    The first failure logs one warning per process, and emission pauses for `_PAUSE_S`: a
+    lineage backend that is down would otherwise cost every step the transport's retries.
+    """
+    global _WARNED, _PAUSED_UNTIL
+    if time.monotonic() < _PAUSED_UNTIL:
+        return False
     try:
         _client().emit(event)
+        return True
     except Exception as exc:
+        _PAUSED_UNTIL = time.monotonic() + _PAUSE_S
         if not _WARNED:
             _WARNED = True
-            log.warning("OpenLineage: cannot emit events (%s: %s); the steps are unaffected, "
-                        "and later failures are not logged", type(exc).__name__, exc)
+            log.warning("OpenLineage: cannot emit events (%s: %s); the steps are unaffected; "
+                        "emission pauses for %d s after each failure, and later failures are not "
+                        "logged", type(exc).__name__, exc, _PAUSE_S)
+        return False
 
 
 def emit_pairs(
@@ -171,8 +184,9 @@ def emit_pairs(
             emit_failed(exc)
             continue
         for state, at in ((RunState.START, started or now), (RunState.COMPLETE, now)):
-            emit(RunEvent(eventType=state, eventTime=at.isoformat(), run=run, job=job,
-                          inputs=inputs, outputs=outputs, producer=producer()))
+            if not emit(RunEvent(eventType=state, eventTime=at.isoformat(), run=run, job=job,
+                                 inputs=inputs, outputs=outputs, producer=producer())):
+                return
 
 
 def emit_failed(exc: Exception) -> None:

@@ -33,6 +33,7 @@ from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
 from prefect.transactions import get_transaction
 
 from ._binding import Binding
+from ._lineage import emit_task_lineage
 from ._runtime import (
     ASSET_BY_TASK_RUN,
     CACHE_KEY_FIELD,
@@ -172,6 +173,8 @@ class InsyncCachePolicy(CachePolicy):
         decision = step.decision
         assert decision is not None
         get_run_logger().info(decision.message)
+        if decision.skip:  # the run ends Cached: its lineage is complete now
+            emit_task_lineage(step, task_ctx=task_ctx)
         result_store = task_ctx.result_store
         fresh_key = cache_key(binding.key, code_version, decision.inputs, step.partition, step.parameters)
         if decision.skip:
@@ -279,6 +282,7 @@ def _record(binding: Binding, pending: _Pending, value: Any) -> None:
         event = pending.step.record(value, data_version=data_version, metadata=metadata)
     else:
         event = pending.step.record(data_version=data_version, metadata=metadata)
+    emit_task_lineage(pending.step, event)
     asset_ctx = AssetContext.get()
     if asset_ctx is not None and asset_ctx.downstream_assets:
         versions = {
