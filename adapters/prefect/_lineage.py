@@ -25,7 +25,8 @@ def emit_task_lineage(step: Step, event: Event | None = None, task_ctx: TaskRunC
     if ctx is None:
         return
     flow_ctx = FlowRunContext.get()
-    job = ctx.task.name if flow_ctx is None else f"{flow_ctx.flow.name}.{ctx.task.name}"
+    flow = flow_ctx.flow if flow_ctx is not None else None
+    job = ctx.task.name if flow is None else f"{flow.name}.{ctx.task.name}"
     start: Any = ctx.task_run.start_time
     emit_step(
         step_lineage(step.decision, event),
