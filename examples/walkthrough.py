@@ -1,13 +1,16 @@
 """The asset-versioning guide, step by step, on insync's core API and the embedded SQLite store.
 
 Run it with `make demo` (or `python examples/walkthrough.py [--home DIR]`). Every step prints the
-status table; afterwards `insync --database-url sqlite:///DIR/insync.db status` shows the same.
+status table; the last one changes the source file and runs nothing, so that afterwards
+`insync --database-url sqlite:///DIR/insync.db why versioned_number` has something to explain.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -25,7 +28,8 @@ from insync.core import (
 from rich.console import Console
 from rich.table import Table
 
-console = Console()
+# Piped to a file or grep, rich would assume 80 columns and wrap every table; a terminal keeps its own.
+console = Console(width=None if sys.stdout.isatty() or os.environ.get("COLUMNS") else 200)
 
 
 def materialize(
@@ -79,6 +83,14 @@ def show(store: EventStore, title: str) -> None:
         )
     console.print(table)
     console.print()
+
+
+def _shown(path: Path) -> Path:
+    """`path` as the reader would type it: relative to the working directory when inside it."""
+    try:
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 def main() -> None:
@@ -200,9 +212,15 @@ def main() -> None:
     show(store, "one day's landing file changed")
     backfill("3")
     show(store, "backfill done")
-    console.print(
-        f"Store: sqlite:///{home / 'insync.db'}  (try: insync --database-url ... why multiplied_number)"
-    )
+
+    step("Left for you to explain: the file changes again, and nothing runs yet")
+    source_file.write_text("5\n")
+    store.record_observation("input_number", observe_file(source_file))
+    show(store, "input_number.txt edited and observed: versioned_number is Unsynced, multiplied_number waits")
+    url = f"sqlite:///{_shown(home / 'insync.db')}"
+    console.print("Ask insync why (the same store, from this folder):", highlight=False)
+    for asset in ("versioned_number", "multiplied_number"):
+        console.print(f"  insync --database-url {url} why {asset}", highlight=False, soft_wrap=True)
     store.close()
 
 

@@ -1,8 +1,8 @@
-"""The example DAGs in examples/airflow run as documented in its README."""
+"""The example DAGs in examples/airflow run as documented in its README (whose commands run in
+tests/test_readme_commands.py)."""
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
@@ -51,20 +51,3 @@ def test_event_driven_example_parses(airflow, tmp_path: Path):
     (watcher,) = asset.watchers
     assert type(watcher.trigger).__name__ == "InsyncObservationTrigger"
 
-
-def test_partitions_example_prints_what_its_readme_shows():
-    """examples/airflow/README.md "Parameters and partitions" shows this command's output."""
-    import subprocess
-    import sys
-
-    script = EXAMPLES.parent / "partitions.py"
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "INSYNC_"))}
-    done = subprocess.run(
-        [sys.executable, str(script)], capture_output=True, text=True, env=env, timeout=600
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    readme = (EXAMPLES.parent / "README.md").read_text()
-    shown = readme.split("## Parameters and partitions", 1)[1]
-    for line in done.stdout.splitlines():
-        if line.strip():
-            assert line in shown, line

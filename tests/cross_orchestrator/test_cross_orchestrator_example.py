@@ -14,6 +14,7 @@ from insync.core import AssetKey, AssetSpec, EventStore
 
 # conftest.py's Scenario (conftest modules are not importable by name across test folders).
 Scenario = Any
+
 RUN = Path(__file__).resolve().parents[2] / "examples" / "cross_orchestrator" / "run.py"
 
 FRAMEWORKS = {
@@ -146,8 +147,17 @@ def _check_outputs(s: Scenario) -> None:
     )
 
 
-def test_end_to_end_on_the_default_sqlite_store(run_example: Any) -> None:
-    scenario = run_example(None)
+def test_end_to_end_on_the_default_sqlite_store(scenario_type: Any) -> None:
+    """The README's own command: tests/test_readme_commands.py runs it (once per process), this
+    checks everything it left."""
+    from readme_harness import run_readme
+
+    readme = run_readme("examples/cross_orchestrator/README.md")
+    output = readme.output_of("run.py --workdir cross-run")
+    workdir = readme.copy / "cross-run"
+    assert (workdir / "insync" / "insync.db").exists(), output[-4000:]
+    result = json.loads((readme.copy / "cross-run.json").read_text())
+    scenario = scenario_type(result, output, workdir, f"sqlite:///{workdir / 'insync' / 'insync.db'}", 0.0)
     assert scenario.result["store"].startswith("EventStore('sqlite:///")
     check_scenario(scenario)
 

@@ -83,33 +83,3 @@ def test_walkthrough_deployments_point_at_the_example(
     (tmp_path / "orders.csv").write_text(walkthrough.ORDERS)
     assert list(loaded()) == ["raw/orders_csv"]
 
-
-PARTITIONS = EXAMPLE.parent / "partitions.py"
-
-
-def test_partitions_session_in_the_readme_is_what_the_commands_print(tmp_path: Path) -> None:
-    import os
-    import subprocess
-
-    readme = (EXAMPLE.parent / "README.md").read_text()
-    block = readme.split("<!-- partitions-session -->\n```\n", 1)[1].split("```", 1)[0]
-    session: list[tuple[str, list[str]]] = []
-    for line in block.splitlines():
-        if line.startswith("$ "):
-            session.append((line[2:], []))
-        else:
-            session[-1][1].append(line)
-    assert len(session) == 6
-    env = {**os.environ, "PREFECT_LOCAL_STORAGE_PATH": str(tmp_path / "prefect-results")}
-    for command, expected in session:
-        args = command.replace("--workdir /tmp/pp", f"--workdir {tmp_path / 'pp'}").split()
-        assert args[:2] == ["python", "examples/prefect/partitions.py"]
-        done = subprocess.run(
-            [sys.executable, str(PARTITIONS), *args[2:]],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-        assert done.returncode == 0, done.stdout + done.stderr
-        assert done.stdout.splitlines() == expected, command
