@@ -273,12 +273,14 @@ def _source_asset(source: Any, *, content_checksums: bool) -> DbtAsset:
 
 
 def assets_from_manifest(
-    manifest: Manifest, project_root: str, *, content_checksums: bool = True
+    manifest: Manifest, project_root: str, *, content_checksums: bool = True,
+    code_versions: Mapping[str, str] | None = None,
 ) -> dict[str, DbtAsset]:
     """Every model, seed, snapshot and source of a compiled manifest, keyed by unique id.
 
     `content_checksums` says whether the warehouse has a checksum query (else snapshots default
-    to logical data versions).
+    to logical data versions); `code_versions` are those of nodes the manifest holds
+    uncompiled, known from an earlier compile (see `_compile`).
 
     :raises ConfigError: bad meta.insync, a malformed key, or two nodes sharing one key.
     """
@@ -316,7 +318,7 @@ def assets_from_manifest(
             unique_id=uid, name=node.name, resource_type=str(node.resource_type),
             key=_key(uid, meta, (node.database, node.schema, node.alias)),
             materialized=node.config.materialized,
-            code_version=_code_version(node, meta, project_root),
+            code_version=(code_versions or {}).get(uid) or _code_version(node, meta, project_root),
             data_version=mode,
             parents=tuple(dict.fromkeys(resolve(getattr(node.depends_on, "nodes", ())))),
             relation=node.relation_name, database=node.database, schema=node.schema,

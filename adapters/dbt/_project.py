@@ -16,9 +16,11 @@ from typing import TYPE_CHECKING, Any, Final
 
 import pendulum
 from insync.core import (
+    AssetKey,
     AssetStatus,
     ConfigError,
     DataVersion,
+    Event,
     EventStore,
     Materialization,
     Observation,
@@ -28,6 +30,8 @@ from insync.core import (
 )
 from insync.core.automation import owner_metadata
 
+from ._compile import CACHE_FILE, CompiledCache, compiled_nodes
+from ._lineage import emit_build_lineage
 from ._manifest import FRAMEWORK, DbtAsset, assets_from_manifest, topological_order, window_floor
 from ._plan import Decision, due_windows, plan
 from ._report import BuildReport, NodeOutcome
@@ -174,13 +178,20 @@ class DbtProject:
         dbt_args = split_args([*self._base_args, *args])
         invoker = DbtInvoker(dbt_args)
         clock = _Clock()
+        log.info("dbt parse of %s", os.path.abspath(dbt_args.project_dir))
         manifest = invoker.parse()
         clock.lap("parse")
-        invoker.compile()
+        cache = CompiledCache(os.path.join(dbt_args.target_dir, CACHE_FILE), manifest,
+                              dbt_args.project)
+        known, compiled_now = _compile(invoker, manifest, cache)
         clock.lap("compile")
         warehouse = str(getattr(manifest.metadata, "adapter_type", "") or "")
         assets = assets_from_manifest(manifest, os.path.abspath(dbt_args.project_dir),
-                                      content_checksums=warehouse in SUPPORTED_WAREHOUSES)
+                                      content_checksums=warehouse in SUPPORTED_WAREHOUSES,
+                                      code_versions=known)
+        if compiled_now:
+            cache.save({uid: assets[uid].code_version or "" for uid in cache.fingerprints
+                        if uid in assets})
         ctx = _Context(invoker, manifest, assets, warehouse, clock)
         ctx.selected = self._selection(ctx, dbt_args.selection, _COMMAND_TYPES[command])
         clock.lap("select")
@@ -354,6 +365,8 @@ class DbtProject:
         selected = ctx.selected if only is None else set(only)
         keys = sorted({ctx.assets[uid].key for uid in selected})
         statuses = self.store.statuses(keys, upstream=False) if keys else {}
+        for key, status in statuses.items():  # the causes of a node's first decision (lineage)
+            ctx.statuses.setdefault(key, status)
         return plan(ctx.assets, selected, statuses, existing=ctx.existing, force=force,
                     unobserved=ctx.unobserved, now=ctx.now,
                     bounds=ctx.invoker.args.event_time)
@@ -412,6 +425,7 @@ class DbtProject:
             if outcome.action == "reused":
                 log.info("skip %s: %s", ctx.assets[uid].key, outcome.reason)
         ordered = [outcomes[u] for u in topological_order(ctx.assets, outcomes)]
+        emit_build_lineage(self.store, ordered, ctx.statuses, ctx.recorded)
         return BuildReport(command, run_id=run_id, outcomes=ordered, invocations=invocations,
                            timings=ctx.clock.laps, unobserved=_unobserved(ctx))
 
@@ -495,7 +509,7 @@ class DbtProject:
                                              framework=FRAMEWORK, metadata=metadata))
             if uid not in outcomes or outcomes[uid].action != "failed":
                 outcomes[d.unique_id] = NodeOutcome(asset, "built", d.reason)
-        self.store.record_materializations(items)
+        ctx.recorded.extend(self.store.record_materializations(items))
         return any_failed
 
     def _content_versions(self, ctx: _Context, ids: Sequence[str]) -> dict[str, DataVersion]:
@@ -528,6 +542,8 @@ class _Context:
         self.force_reason: str | None = None
         self.unobserved: dict[str, str] = {}  # source unique id -> why insync cannot observe it
         self.now = pendulum.now("UTC")  # cuts the microbatch windows that have ended
+        self.statuses: dict[AssetKey, AssetStatus] = {}  # before this command built anything
+        self.recorded: list[Event] = []  # materializations this command recorded
 
 
 class _Clock:
@@ -541,6 +557,27 @@ class _Clock:
         now = time.perf_counter()
         self.laps[phase] = round(self.laps.get(phase, 0.0) + now - self._last, 4)
         self._last = now
+
+
+def _compile(invoker: DbtInvoker, manifest: Manifest,
+             cache: CompiledCache) -> tuple[dict[str, str], bool]:
+    """dbt compiles the models and snapshots whose compilation inputs changed since the last
+    run. Returns the code versions of the others, from the last compile (see `_compile`), and
+    whether dbt compiled anything."""
+    wanted = compiled_nodes(manifest)
+    known = cache.reusable(wanted)
+    due = [uid for uid in wanted if uid not in known]
+    if not due:
+        log.info("dbt compile skipped: no model or snapshot changed since the last compile")
+        return known, False
+    log.info("dbt compile of %d of %d models and snapshots%s", len(due), len(wanted),
+             " (the others are unchanged since the last compile)" if known else "")
+    if len(due) == len(wanted):
+        invoker.compile()
+    else:
+        selectors, excludes = _selectors(manifest, due)
+        invoker.compile(["--select", *selectors, *(["--exclude", *excludes] if excludes else [])])
+    return known, True
 
 
 def _stages(ctx: _Context, to_build: Sequence[Decision]) -> list[list[Decision]]:

@@ -63,6 +63,13 @@ class DbtArgs:
             "DBT_PROJECT_DIR", os.getcwd()
         )
 
+    @property
+    def target_dir(self) -> str:
+        """dbt's target path (where partial_parse.msgpack lives), absolute."""
+        target = _value_of(self.project, "--target-path") or os.environ.get(
+            "DBT_TARGET_PATH", "target")
+        return os.path.join(os.path.abspath(self.project_dir), target)
+
 
 def _value_of(args: Sequence[str], name: str) -> str | None:
     value = None
@@ -155,15 +162,19 @@ class DbtInvoker:
 
         :raises DbtError: dbt could not parse the project.
         """
-        result = self._invoke(["parse"])
+        # No manifest.json: nothing reads it, and writing it is most of a no-change parse.
+        # partial_parse.msgpack is written all the same.
+        result = self._invoke(["parse", "--no-write-json"])
         if not result.success or result.result is None:
             raise DbtError(f"dbt parse failed in {self.args.project_dir}: {_why(result)}; "
                            "run `dbt parse` there to see the full error")
         self.manifest = result.result
         return self.manifest
 
-    def compile(self) -> None:
-        """Render every model and snapshot into `compiled_code` on the cached manifest.
+    def compile(self, selection: Sequence[str] = (
+            "--select", "resource_type:model", "resource_type:snapshot")) -> None:
+        """Render the nodes `selection` (dbt options) chooses, by default every model and
+        snapshot, into `compiled_code` on the cached manifest.
 
         :raises DbtError: a node failed to compile (its Jinja or a macro raised).
         """
@@ -171,9 +182,8 @@ class DbtInvoker:
         # still gets a live answer from the adapter. --full-refresh makes `is_incremental()`
         # false everywhere, so an incremental model compiles to the same SQL whether or not its
         # table exists yet (else its code version would change after its first build).
-        result = self._invoke(["compile", "--select", "resource_type:model resource_type:snapshot",
-                               "--indirect-selection", "empty", "--no-write-json",
-                               "--no-populate-cache", "--full-refresh"])
+        result = self._invoke(["compile", *selection, "--indirect-selection", "empty",
+                               "--no-write-json", "--no-populate-cache", "--full-refresh"])
         if not result.success:
             raise DbtError(f"dbt compile failed: {_why(result)}; fix the model, then retry")
 
