@@ -98,7 +98,8 @@ def create_app(
         # Marker first: an event landing while we read shows up as a change on the next poll.
         last_event, revision = store.last_event_id(), store.definitions_revision()
         specs = store.definitions()
-        statuses = store.statuses(upstream=False)
+        # With the upstream view: a Synced asset whose ancestor changed is marked "pending".
+        statuses = store.statuses(upstream=True)
         return JSONResponse(
             {
                 "cursor": f"{last_event}-{revision}",
@@ -382,6 +383,9 @@ def _node(spec: AssetSpec, status: AssetStatus) -> Mapping[str, Any]:
         "data_version": str(status.data_version),
         "deps": [str(d) for d in spec.deps],
         "causes": len(status.causes),
+        # How many ancestors have a change that will reach this asset once materialized (a count:
+        # the keys of every ancestor would swell the payload; the asset's panel lists them).
+        "pending": len(status.upstream),
         "partitions": _node_counts(status.partitions),
     }
 

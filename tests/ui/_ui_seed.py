@@ -108,3 +108,26 @@ def seed_partitions(store: EventStore) -> None:
             "raw/orders", partition=day, run_id="ingest-2", data_version=f"rows-{day}"
         )
     store.register([AssetSpec("sales/by_region", code_version="v2", partitions=REGIONS, framework="dbt")])
+
+
+LAYERS = ("raw", "staging", "marts", "reports")
+DOMAINS = tuple(f"d{i}" for i in range(10))
+
+
+def seed_prefixed(store: EventStore, n: int) -> None:
+    """`n` assets keyed `layer/domain/aI` (4 layers x 10 domains): each reads up to two assets of
+    the layer before, in any domain. One asset in 37 gets a new code version (Unsynced; its
+    descendants pending), the last 5% are never materialized."""
+    per_layer = n // len(LAYERS)
+    keys = [f"{LAYERS[min(i // per_layer, 3)]}/{DOMAINS[i % len(DOMAINS)]}/a{i}" for i in range(n)]
+
+    def spec(i: int, code_version: str) -> AssetSpec:
+        layer = min(i // per_layer, 3)
+        lo = (layer - 1) * per_layer
+        deps = sorted({keys[lo + (i * 7 + j * 13) % per_layer] for j in range(2)}) if layer else []
+        return AssetSpec(keys[i], code_version=code_version, deps=deps, framework=("airflow", "dbt")[i % 2])
+
+    store.register([spec(i, "1") for i in range(n)])
+    done = n - n // 20
+    store.record_materializations([Materialization(key=AssetKey(k), run_id="seed") for k in keys[:done]])
+    store.register([spec(i, "2") for i in range(3, done, 37)])

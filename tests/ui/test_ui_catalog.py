@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-import pytest
 from _ui_seed import EXPECTED_LABELS, Served, seed
 from insync.core import AssetSpec, EventStore, StaleStatus
 from insync.core._render import explain
@@ -54,7 +51,7 @@ def test_graph_shows_status_framework_and_versions(seeded: Served, page: Page) -
     expect(node(page, "staging/customers").locator(".code")).to_have_text("code v2")
     expect(node(page, "raw/orders").locator(".data")).to_have_text("data rows-120")
     expect(node(page, "raw/customers").locator(".data")).to_have_text("data INITIAL")
-    expect(page.locator("#counts")).to_have_text("4 Synced2 Unsynced1 Never materialized")
+    expect(page.locator("#counts")).to_have_text("4 Synced2 Unsynced1 Never materialized2 pending")
 
 
 def test_graph_is_laid_out_left_to_right(seeded: Served, page: Page) -> None:
@@ -206,7 +203,7 @@ def test_refreshes_without_reload_on_new_events_and_definitions(
     store.record_materialization("reports/adhoc", run_id="prefect-run-7", framework="prefect")
     expect(node(page, "reports/adhoc").locator(".status")).to_have_text("Synced")
     expect(page.locator("#panel table.history tbody tr td").nth(2)).to_have_text("prefect-run-7")
-    expect(page.locator("#counts")).to_have_text("5 Synced2 Unsynced0 Never materialized")
+    expect(page.locator("#counts")).to_have_text("5 Synced2 Unsynced0 Never materialized3 pending")
 
     # A new code version emits no event: the definitions are part of the change marker.
     store.register(
@@ -232,21 +229,6 @@ def test_page_loads_nothing_from_outside_the_server(seeded: Served, page: Page) 
     outside = [u for u in requested if not u.startswith(seeded.url) and not u.startswith("data:")]
     assert not outside, outside
     assert any(u.endswith("/static/vendor/dagre.min.js") for u in requested)
-
-
-def test_screenshot_for_the_readme(
-    seeded: Served, page: Page, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    """Writes ui-screenshot.png to the test temp dir; UI_SCREENSHOT_PATH copies it elsewhere."""
-    open_catalog(page, seeded.url)
-    node(page, "staging/orders").click()
-    expect(page.locator("#panel .cause-tree")).to_be_visible()
-    page.wait_for_timeout(200)  # let the refit settle before capturing
-    target = tmp_path_factory.getbasetemp() / "ui-screenshot.png"
-    page.screenshot(path=str(target))
-    assert target.stat().st_size > 10_000
-    if os.environ.get("UI_SCREENSHOT_PATH"):
-        shutil.copyfile(target, os.environ["UI_SCREENSHOT_PATH"])
 
 
 def test_partitioned_asset_shows_counts_and_opens_a_partitions_causes(

@@ -39,6 +39,12 @@ def test_graph_endpoint(seeded: Served) -> None:
     marts = next(n for n in body["nodes"] if n["key"] == "marts/customer_orders")
     assert marts["deps"] == ["staging/customers", "staging/orders"]
     assert marts["status"] == "FRESH" and marts["code_version"] == "v1" and marts["framework"] == "dbt"
+    # Both staging models it reads are Unsynced: two pending upstream changes (the page marks it).
+    assert {n["key"]: n["pending"] for n in body["nodes"] if n["pending"]} == {
+        "marts/customer_orders": 2,
+        "reports/weekly": 2,
+        "reports/adhoc": 2,
+    }
     assert body["cursor"] == get(seeded.url + "api/changes")[1]["cursor"]
 
 
@@ -158,7 +164,7 @@ def test_empty_store_says_how_to_fill_it(
     expect(page.locator("#empty")).to_have_text(
         "No assets in this store yet: run a pipeline with an insync adapter, or register assets."
     )
-    expect(page.locator("#counts")).to_have_text("0 Synced0 Unsynced0 Never materialized")
+    expect(page.locator("#counts")).to_have_text("0 Synced0 Unsynced0 Never materialized0 pending")
     store.close()
 
 
@@ -189,7 +195,8 @@ def test_static_files_ship_with_the_package_and_dagre_keeps_its_license() -> Non
 def test_five_thousand_assets_stay_responsive(
     tmp_path: Path, serve_store: Callable[[EventStore], str], page: Page
 ) -> None:
-    """The benchmark's graph shape; timings are loose bounds (figures live in benchmarks/)."""
+    """The benchmark's graph shape: every key in one folder (`asset/`), so it opens by itself and
+    every asset is drawn. How fast is measured by benchmarks/bench_ui.py, not asserted here."""
     rng = random.Random(3)
     specs = [
         AssetSpec(
@@ -204,18 +211,15 @@ def test_five_thousand_assets_stay_responsive(
     store.register(specs)
     store.record_materializations([Materialization(s.key, run_id="seed") for s in specs[:4900]])
     url = serve_store(store)
-    page.add_init_script(
-        "window.longTasks = []; new PerformanceObserver(l => l.getEntries().forEach("
-        "e => window.longTasks.push(e.duration))).observe({type: 'longtask', buffered: true});"
-    )
     page.goto(url)
     page.wait_for_selector("svg#graph[data-state=ready]", timeout=60_000)
     metrics = page.evaluate("window.insyncMetrics")
     assert metrics["nodes"] == 5000 and metrics["edges"] > 10_000
     assert 0 < metrics["drawnNodes"] < 500  # only what is on screen is in the DOM
-    assert metrics["layoutMs"] < 5000
-    expect(page.locator("#counts")).to_have_text("4900 Synced0 Unsynced100 Never materialized")
+    expect(page.locator("#counts")).to_have_text("4900 Synced0 Unsynced100 Never materialized0 pending")
     expect(page.locator("#layout-info")).to_contain_text("fast layered layout")
+    expect(page.locator("svg#graph")).to_have_attribute("data-grouped", "folders")
+    expect(page.locator("#nodes [data-folder]")).to_have_count(0)
 
     page.click("#fit")  # every asset at once, drawn as plain boxes
     expect(page.locator("svg#graph")).to_have_attribute("data-detail", "boxes")
@@ -224,8 +228,6 @@ def test_five_thousand_assets_stay_responsive(
     page.wait_for_function("insyncMetrics.nodes === 100")
     page.wait_for_selector("svg#graph[data-state=ready]")
     assert page.locator("#nodes [data-key]").count() > 0
-    # No single task held the main thread long enough to feel frozen.
-    assert max(page.evaluate("window.longTasks"), default=0) < 2000
     store.close()
 
 

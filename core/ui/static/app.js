@@ -5,6 +5,9 @@
  * stay responsive. /api/changes is polled; a new cursor refetches the graph and the open panel.
  * A partitioned asset's node shows how many of its partitions are Synced; its panel lists the
  * Unsynced and never materialized ones, and clicking one explains it (/api/assets/KEY/partitions/P).
+ * A Synced asset with a pending upstream change (an ancestor's change will unsync it once that
+ * ancestor is materialized) gets a dashed amber outline and a "pending" badge. From GROUP_MIN
+ * assets on, the graph is drawn by key prefix: folders with their counts by status, opened on click.
  * The panel is built with DOM nodes: store data only ever becomes text, never markup.
  */
 "use strict";
@@ -15,6 +18,7 @@
   const DETAIL_MIN_ZOOM = 0.45; // below this, nodes are plain boxes: text would be unreadable anyway
   const DAGRE_TIMEOUT_MS = 20000;
   const PARTITIONS_LISTED = 60; // per group; any other partition opens through the key field
+  const GROUP_MIN = 2000; // from this many shown assets on, the graph is folders by key prefix
 
   const $ = (id) => document.getElementById(id);
   const svg = $("graph");
@@ -26,8 +30,11 @@
   const state = {
     graph: null, // last /api/graph payload
     cursor: null,
-    keys: [], // visible (filtered) node keys, layout order
-    edges: [], // [parentIndex, childIndex] among `keys`
+    units: [], // what is drawn, layout order: { id: key, node } or a folder { id, folder, counts }
+    shown: new Set(), // keys of the assets the filters keep (some may be inside folders)
+    edges: [], // [parentIndex, childIndex] among `units`
+    grouped: false, // the shown assets are many: units are folders by key prefix
+    expanded: new Set(), // folder prefixes ("raw/", "raw/sales/") the user opened
     structure: null, // never equal to a real graph's, so the first load always lays out
     layout: null,
     edgeBoxes: null,
@@ -36,8 +43,9 @@
     drawn: null, // world rectangle and detail level last drawn
     selected: null,
     partition: null, // { key, partition } explained in the open panel
-    autoFit: true, // until the user pans or zooms, resizing (or opening the panel) refits
+    autoFit: true, // until the user pans or zooms, resizing the window refits
     moved: false, // the user panned or zoomed since the last layout from scratch
+    focus: null, // the asset a link centred on: a refined layout centres on it again
   };
 
   const esc = (s) =>
@@ -58,6 +66,8 @@
   const assetURL = (key) => "api/assets/" + key.split("/").map(encodeURIComponent).join("/");
   const partitionURL = (key, partition) => assetURL(key) + "/partitions/" + encodeURIComponent(partition);
   const synced = (p) => `${p.synced}/${p.total} synced`;
+  const isPending = (n) => n.status === "FRESH" && n.pending > 0;
+  const plural = (count, word) => `${count} ${word}${count === 1 ? "" : "s"}`;
 
   async function getJSON(url) {
     const response = await fetch(url, { cache: "no-store" });
@@ -92,34 +102,59 @@
     select.value = options.includes(current) ? current : "";
   }
 
+  function statusCounts(nodes) {
+    const counts = { FRESH: 0, STALE: 0, MISSING: 0, pending: 0 };
+    for (const n of nodes) {
+      counts[n.status] += 1;
+      if (isPending(n)) counts.pending += 1;
+    }
+    return counts;
+  }
+
   function showCounts(nodes) {
-    const counts = { FRESH: 0, STALE: 0, MISSING: 0 };
-    for (const n of nodes) counts[n.status] += 1;
+    const counts = statusCounts(nodes);
     $("counts").innerHTML =
       `<span class="count st-FRESH" data-status="FRESH">${counts.FRESH} Synced</span>` +
       `<span class="count st-STALE" data-status="STALE">${counts.STALE} Unsynced</span>` +
-      `<span class="count st-MISSING" data-status="MISSING">${counts.MISSING} Never materialized</span>`;
+      `<span class="count st-MISSING" data-status="MISSING">${counts.MISSING} Never materialized</span>` +
+      `<span class="count pending" data-pending="1" title="Synced, with an upstream change pending">` +
+      `${counts.pending} pending</span>`;
   }
 
   // `fromRefresh`: new store data, not a user action, so a user's pan and zoom are kept.
   function applyFilters(fromRefresh) {
     const framework = $("filter-framework").value;
     const status = $("filter-status").value;
+    const pendingOnly = $("filter-pending").checked;
     const text = $("filter-text").value.trim().toLowerCase();
     const keep = state.graph.nodes.filter(
       (n) =>
         (!framework || (n.framework || "(none)") === framework) &&
         (!status || n.status === status) &&
+        (!pendingOnly || isPending(n)) &&
         (!text || n.key.toLowerCase().includes(text))
     );
-    const index = new Map(keep.map((n, i) => [n.key, i]));
+    state.shown = new Set(keep.map((n) => n.key));
+    if (state.selected != null && !state.shown.has(state.selected)) closePanel();
+    state.grouped = keep.length >= GROUP_MIN;
+    const { units, unitOf } = state.grouped ? groupUnits(keep) : { units: keep.map((n) => ({ id: n.key, node: n })) };
+    const index = new Map(units.map((u, i) => [u.id, i]));
+    const at = unitOf ? (key) => index.get(unitOf.get(key)) : (key) => index.get(key);
     const edges = [];
-    keep.forEach((n, i) => {
-      for (const d of n.deps) if (index.has(d)) edges.push([index.get(d), i]);
-    });
-    const structure = keep.map((n) => n.key + "<" + n.deps.join(",")).join("\n");
-    state.keys = keep.map((n) => n.key);
+    const seen = new Set();
+    for (const n of keep) {
+      const c = at(n.key);
+      for (const d of n.deps) {
+        const p = state.shown.has(d) ? at(d) : undefined;
+        if (p === undefined || p === c || seen.has(p * units.length + c)) continue;
+        seen.add(p * units.length + c); // folders: one edge however many assets it stands for
+        edges.push([p, c]);
+      }
+    }
+    const structure = units.map((u) => u.id).join("\n") + "\n|" + edges.join(";");
+    state.units = units;
     state.index = index;
+    showFolderBar();
     const empty = $("empty");
     empty.hidden = keep.length > 0;
     empty.textContent = state.graph.nodes.length
@@ -134,20 +169,103 @@
     }
   }
 
+  function clearFilters() {
+    $("filter-framework").value = "";
+    $("filter-status").value = "";
+    $("filter-pending").checked = false;
+    $("filter-text").value = "";
+  }
+
+  // ------------------------------------------------------------------------------ folders
+  // Each asset is drawn as the outermost folder of its key that is closed, or as itself once every
+  // folder of its key is open. A folder opens by itself when it is its parent's only entry (so a
+  // catalog whose keys all start with "asset/" is not one lonely folder) or holds one entry only.
+  function groupUnits(keep) {
+    const entries = new Map([["", new Set()]]); // folder prefix -> names of what it holds
+    const parent = new Map();
+    for (const n of keep) {
+      const parts = n.key.split("/");
+      let prefix = "";
+      for (let d = 0; d < parts.length; d++) {
+        const child = d < parts.length - 1 ? prefix + parts[d] + "/" : n.key;
+        entries.get(prefix).add(child);
+        if (d === parts.length - 1) break;
+        if (!entries.has(child)) {
+          entries.set(child, new Set());
+          parent.set(child, prefix);
+        }
+        prefix = child;
+      }
+    }
+    const open = (folder) =>
+      state.expanded.has(folder) || entries.get(parent.get(folder)).size === 1 || entries.get(folder).size === 1;
+    const unitOf = new Map();
+    const units = [];
+    const folders = new Map();
+    for (const n of keep) {
+      const parts = n.key.split("/");
+      let id = n.key;
+      let prefix = "";
+      for (let d = 0; d < parts.length - 1; d++) {
+        prefix += parts[d] + "/";
+        if (!open(prefix)) { id = "folder:" + prefix; break; }
+      }
+      unitOf.set(n.key, id);
+      if (id === n.key) { units.push({ id, node: n }); continue; }
+      let folder = folders.get(id);
+      if (!folder) {
+        folder = { id, folder: prefix, nodes: [] };
+        folders.set(id, folder);
+        units.push(folder);
+      }
+      folder.nodes.push(n);
+    }
+    for (const folder of folders.values()) {
+      folder.counts = statusCounts(folder.nodes);
+      folder.total = folder.nodes.length;
+      delete folder.nodes;
+    }
+    return { units, unitOf };
+  }
+
+  function folderText(f) {
+    return `${f.counts.FRESH} synced, ${f.counts.STALE} unsynced, ${f.counts.MISSING} never`;
+  }
+
+  function openFolder(prefix) {
+    state.expanded.add(prefix);
+    applyFilters();
+  }
+
+  function showFolderBar() {
+    const bar = $("folders");
+    const open = [...state.expanded].filter((f) => state.units.some((u) => (u.node ? u.node.key : u.folder).startsWith(f)));
+    bar.hidden = !state.grouped;
+    if (!state.grouped) return;
+    const chips = open.sort().map((f) =>
+      el("button", { type: "button", class: "folder-chip", "data-close": f, title: `Close ${f}` }, f + " ×")
+    );
+    if (chips.length) chips.push(el("button", { type: "button", class: "folder-chip all", "data-close": "" }, "Close all"));
+    const note = `${state.shown.size} assets by key prefix: click a folder to open it.`;
+    bar.replaceChildren(el("span", { class: "folders-note" }, note), ...chips);
+  }
+
   // ------------------------------------------------------------------------------- layout
   let worker = null;
   let workerTimer = null;
 
   function relayout(keepView) {
     const id = ++state.layoutId;
-    const n = state.keys.length;
+    const n = state.units.length;
     const started = performance.now();
     setLayout(L.layered(n, state.edges));
     metrics.layoutMs = performance.now() - started;
     metrics.nodes = n;
+    metrics.assets = state.shown.size;
     metrics.edges = state.edges.length;
     if (!keepView) {
       state.moved = false;
+      state.focus = null;
       initialView();
     }
     draw(true);
@@ -158,6 +276,7 @@
       svg.dataset.state = "ready";
       layoutInfo(n > L.DAGRE_MAX_NODES ? `fast layered layout (over ${L.DAGRE_MAX_NODES} assets)` : n > 1 ? "fast layered layout" : "");
     }
+    svg.dataset.grouped = state.grouped ? "folders" : "assets";
   }
 
   function refineWithDagre(id, n, edges, keepView) {
@@ -173,7 +292,8 @@
         metrics.dagreMs = ms;
         setLayout(result);
         // A user who already moved around the first layout keeps their viewport.
-        if (!keepView && !state.moved) initialView();
+        if (state.focus != null) centerOn(state.focus);
+        else if (!keepView && !state.moved) initialView();
         draw(true);
         layoutInfo("");
       }
@@ -242,9 +362,42 @@
     else redraw();
   }
 
+  // The panel opened or closed: the graph keeps its scale (labels never shrink); a fitted drawing
+  // is centred again in the area left, and the selected asset is moved into view.
+  function panelToggled() {
+    if (!state.layout) return;
+    if (state.autoFit) {
+      const { w } = size();
+      state.t = { ...state.t, x: (w - state.layout.width * state.t.k) / 2 };
+    }
+    if (state.selected != null) reveal(state.selected);
+    draw(true);
+  }
+
+  // Pans as little as needed to show the unit of `key` whole, with a margin.
+  function reveal(key) {
+    const i = state.index.get(key);
+    if (i == null) return;
+    const { w, h } = size();
+    const { k, x, y } = state.t;
+    const pad = 16;
+    const shift = (centre, half, room) => {
+      const lo = centre - half * k;
+      const hi = centre + half * k;
+      if (hi - lo > room - 2 * pad || lo < pad) return pad - lo;
+      return hi > room - pad ? room - pad - hi : 0;
+    };
+    state.t = {
+      k,
+      x: x + shift(x + state.layout.xs[i] * k, L.NODE_W / 2, w),
+      y: y + shift(y + state.layout.ys[i] * k, L.NODE_H / 2, h),
+    };
+  }
+
   function zoomAt(factor, cx, cy) {
     state.autoFit = false;
     state.moved = true;
+    state.focus = null;
     const t = state.t;
     const k = Math.min(2, Math.max(0.01, t.k * factor));
     state.t = { k, x: cx - ((cx - t.x) * k) / t.k, y: cy - ((cy - t.y) * k) / t.k };
@@ -273,10 +426,12 @@
     const hw = L.NODE_W / 2;
     const hh = L.NODE_H / 2;
     const nodes = [];
-    for (let i = 0; i < state.keys.length; i++) {
+    for (let i = 0; i < state.units.length; i++) {
       if (xs[i] + hw < rect[0] || xs[i] - hw > rect[2] || ys[i] + hh < rect[1] || ys[i] - hh > rect[3]) continue;
-      const node = state.byKey.get(state.keys[i]);
-      nodes.push(detail ? nodeSVG(node, xs[i] - hw, ys[i] - hh) : boxSVG(node, xs[i] - hw, ys[i] - hh));
+      const unit = state.units[i];
+      const [x0, y0] = [xs[i] - hw, ys[i] - hh];
+      if (unit.node) nodes.push(detail ? nodeSVG(unit.node, x0, y0) : boxSVG(unit.node, x0, y0));
+      else nodes.push(detail ? folderSVG(unit, x0, y0) : folderBoxSVG(unit, x0, y0));
     }
     const selected = state.selected == null ? -1 : state.index.get(state.selected);
     const edges = [];
@@ -308,14 +463,18 @@
 
   // Long keys keep their tail: `…/marts/orders_by_customer` says more than `analytics/sch…`.
   function nodeSVG(n, x, y) {
-    const sel = n.key === state.selected ? " selected" : "";
+    const pending = isPending(n);
+    const sel = (n.key === state.selected ? " selected" : "") + (pending ? " pending" : "");
     const fw = n.framework || n.kind;
     const pillW = n.label.length * 6.6 + 16;
     const second = n.partitions
       ? `<tspan class="parts">${esc(synced(n.partitions))}</tspan>`
       : `<tspan class="data">data ${esc(short(n.data_version, 14))}</tspan>`;
-    const title = n.partitions ? `${n.label}, ${synced(n.partitions)}` : n.label;
+    const title =
+      (n.partitions ? `${n.label}, ${synced(n.partitions)}` : n.label) +
+      (pending ? `, ${plural(n.pending, "upstream change")} pending` : "");
     const fwW = fw.length * 6.6 + 14;
+    const badgeX = 28 + pillW + fwW;
     return (
       `<g class="node st-${n.status}${sel}" data-key="${esc(n.key)}" transform="translate(${x},${y})" tabindex="0" role="button">` +
       `<title>${esc(n.key)} (${esc(title)})</title>` +
@@ -326,6 +485,10 @@
       `<text class="status" x="${16 + pillW / 2}" y="44" text-anchor="middle">${esc(n.label)}</text>` +
       `<rect class="fw-badge fw-${esc(fw)}" x="${22 + pillW}" y="31" width="${fwW}" height="18" rx="4"></rect>` +
       `<text class="fw" x="${22 + pillW + fwW / 2}" y="44" text-anchor="middle">${esc(fw)}</text>` +
+      (pending
+        ? `<rect class="pending-badge" x="${badgeX}" y="31" width="60" height="18" rx="9"></rect>` +
+          `<text class="pending-text" x="${badgeX + 30}" y="44" text-anchor="middle">pending</text>`
+        : "") +
       `<text class="versions" x="16" y="67"><tspan class="code">code ${esc(short(n.code_version, 14))}</tspan>` +
       `<tspan class="sep"> · </tspan>${second}</text>` +
       `</g>`
@@ -334,9 +497,46 @@
 
   // No <title> here: at far zoom thousands of them double the DOM; hovering names the asset in the footer.
   function boxSVG(n, x, y) {
-    const sel = n.key === state.selected ? " selected" : "";
+    const sel = (n.key === state.selected ? " selected" : "") + (isPending(n) ? " pending" : "");
     return (
       `<rect class="node-box st-${n.status}${sel}" data-key="${esc(n.key)}" x="${x}" y="${y}" ` +
+      `width="${L.NODE_W}" height="${L.NODE_H}" rx="8"></rect>`
+    );
+  }
+
+  // A folder: its prefix, how many assets it holds, a bar of their statuses and the counts.
+  function folderSVG(f, x, y) {
+    const c = f.counts;
+    const label = f.folder.length > 24 ? "…" + f.folder.slice(-23) : f.folder;
+    const barW = L.NODE_W - 32;
+    let left = 16;
+    const bar = [["FRESH", c.FRESH], ["STALE", c.STALE], ["MISSING", c.MISSING]]
+      .filter(([, count]) => count)
+      .map(([status, count]) => {
+        const width = (barW * count) / f.total;
+        const part = `<rect class="seg st-${status}" x="${left}" y="30" width="${width}" height="9"></rect>`;
+        left += width;
+        return part;
+      })
+      .join("");
+    const pending = c.pending ? `${c.pending} synced with a change pending` : "";
+    return (
+      `<g class="folder${c.pending ? " pending" : ""}" data-folder="${esc(f.folder)}" transform="translate(${x},${y})" tabindex="0" role="button">` +
+      `<title>${esc(f.folder)} ${f.total}: ${esc(folderText(f))}${c.pending ? `, ${c.pending} pending` : ""} (click to open)</title>` +
+      `<rect class="tab" x="10" y="-7" width="64" height="14" rx="4"></rect>` +
+      `<rect class="box" width="${L.NODE_W}" height="${L.NODE_H}" rx="8"></rect>` +
+      `<text class="key" x="16" y="21">${esc(label)}</text>` +
+      `<text class="total" x="${L.NODE_W - 14}" y="21" text-anchor="end">${f.total}</text>` +
+      bar +
+      `<text class="folder-counts" x="16" y="55">${esc(folderText(f))}</text>` +
+      (pending ? `<text class="folder-pending" x="16" y="70">${esc(pending)}</text>` : "") +
+      `</g>`
+    );
+  }
+
+  function folderBoxSVG(f, x, y) {
+    return (
+      `<rect class="folder-box${f.counts.pending ? " pending" : ""}" data-folder="${esc(f.folder)}" x="${x}" y="${y}" ` +
       `width="${L.NODE_W}" height="${L.NODE_H}" rx="8"></rect>`
     );
   }
@@ -347,6 +547,7 @@
     const { w, h } = size();
     const k = Math.max(state.t.k, DETAIL_MIN_ZOOM);
     state.autoFit = false;
+    state.focus = key;
     state.t = { k, x: w / 2 - state.layout.xs[i] * k, y: h / 2 - state.layout.ys[i] * k };
     draw(true);
   }
@@ -355,10 +556,32 @@
   async function select(key) {
     if (state.selected !== key) state.partition = null;
     state.selected = key;
+    const opening = $("panel").hidden;
     $("panel").hidden = false;
-    resized();
-    draw(true);
+    if (opening) panelToggled();
+    else draw(true);
     await showAsset(key);
+  }
+
+  function closePanel() {
+    state.selected = null;
+    state.partition = null;
+    if ($("panel").hidden) return;
+    $("panel").hidden = true;
+    panelToggled();
+  }
+
+  // Shows `key` whatever the view: filters that hide it are cleared, folders holding it opened.
+  function goTo(key) {
+    if (!state.byKey.has(key)) return;
+    if (!state.shown.has(key)) clearFilters();
+    if (!state.index.has(key)) {
+      const parts = key.split("/");
+      for (let d = 1; d < parts.length; d++) state.expanded.add(parts.slice(0, d).join("/") + "/");
+      applyFilters();
+    }
+    select(key);
+    centerOn(key);
   }
 
   async function showAsset(key) {
@@ -374,7 +597,7 @@
       ? a.deps.flatMap((d, i) => [i ? ", " : null, el("a", { href: "#", class: "dep", "data-key": d }, d)])
       : ["none"];
     const previous = $("partition-detail"); // kept across a refresh, so it does not flicker
-    $("panel-body").replaceChildren(
+    $("panel-body").replaceChildren(el("div", { class: "asset" },
       el("h2", { class: "panel-key" }, a.key),
       el(
         "div",
@@ -395,13 +618,13 @@
         el("dd", { class: "deps" }, deps)
       ),
       el("h3", {}, "Why"),
-      explainList(a.explain),
+      explainList(a.explain, a),
       a.partitions ? partitionsSection(a) : null,
       el("h3", {}, "Cause tree"),
       causeTree(a.causes),
       el("h3", {}, "History ", el("small", {}, `(newest first, up to ${a.history_limit})`)),
       historyTable(a.history)
-    );
+    )); // one wrapper element: `el` leaves out the sections an asset does not have
     const open = state.partition;
     if (a.partitions && open && open.key === key) {
       if (previous) $("partition-detail").replaceWith(previous);
@@ -423,8 +646,43 @@
     ];
   }
 
-  function explainList(lines) {
-    return el("ul", { class: "explain" }, lines.map((line) => el("li", {}, line.trim())));
+  // Each WHY line names assets (a root cause's, a pending ancestor): those names become links.
+  function explainList(lines, status) {
+    const named = new Set();
+    const add = (cause) => {
+      named.add(cause.key);
+      if (cause.dependency) named.add(cause.dependency);
+    };
+    status.root_causes.forEach(add);
+    for (const u of status.upstream) named.add(u.key);
+    named.delete(status.key);
+    const keys = [...named].filter((k) => state.byKey.has(k)).sort((a, b) => b.length - a.length);
+    return el("ul", { class: "explain" }, lines.map((line) => el("li", {}, linked(line.trim(), keys))));
+  }
+
+  // `text` as strings and links: each key of `keys` (longest first) where it stands as a whole name.
+  function linked(text, keys) {
+    const parts = [];
+    let rest = text;
+    for (;;) {
+      let best = null;
+      for (const key of keys) {
+        let at = rest.indexOf(key);
+        while (at >= 0 && !wholeName(rest, at, key.length)) at = rest.indexOf(key, at + 1);
+        if (at >= 0 && (best === null || at < best.at)) best = { at, key };
+      }
+      if (best === null) break;
+      parts.push(rest.slice(0, best.at), el("a", { href: "#", class: "asset-link", "data-key": best.key }, best.key));
+      rest = rest.slice(best.at + best.key.length);
+    }
+    parts.push(rest);
+    return parts.filter((part) => part !== "");
+  }
+
+  function wholeName(text, at, length) {
+    const before = at === 0 ? " " : text[at - 1];
+    const after = at + length === text.length ? " " : text[at + length];
+    return /[\s(]/.test(before) && /[\s)\[,:]/.test(after);
   }
 
   function causeTree(causes) {
@@ -554,7 +812,7 @@
         el("dd", { class: "mono data-version" }, p.data_version),
         parameterRows(p.parameters)
       ),
-      explainList(p.explain),
+      explainList(p.explain, p),
       causeTree(p.causes),
       el("h4", {}, "History of this partition"),
       historyTable(p.history, true)
@@ -580,6 +838,7 @@
         await loadGraph();
         if (state.selected) {
           if (state.byKey.has(state.selected)) await showAsset(state.selected);
+          else closePanel();
         }
       } else {
         setLive();
@@ -590,21 +849,35 @@
   }
 
   // --------------------------------------------------------------------------- wiring
+  const activate = (target) => {
+    if (target.dataset.folder != null) openFolder(target.dataset.folder);
+    else select(target.dataset.key);
+  };
   nodeLayer.addEventListener("click", (event) => {
-    const target = event.target.closest("[data-key]");
-    if (target) select(target.dataset.key);
+    const target = event.target.closest("[data-key], [data-folder]");
+    if (target) activate(target);
   });
   nodeLayer.addEventListener("keydown", (event) => {
-    const target = event.target.closest("[data-key]");
+    const target = event.target.closest("[data-key], [data-folder]");
     if (target && (event.key === "Enter" || event.key === " ")) {
       event.preventDefault();
-      select(target.dataset.key);
+      activate(target);
     }
   });
   nodeLayer.addEventListener("mouseover", (event) => {
-    const target = event.target.closest(".node-box");
+    const target = event.target.closest(".node-box, .folder-box");
     const n = target && state.byKey.get(target.dataset.key);
-    $("hover").textContent = n ? `${n.key}: ${n.label}` + (n.partitions ? `, ${synced(n.partitions)}` : "") : "";
+    const f = target && target.dataset.folder != null && state.units[state.index.get("folder:" + target.dataset.folder)];
+    $("hover").textContent = n
+      ? `${n.key}: ${n.label}` + (n.partitions ? `, ${synced(n.partitions)}` : "") + (isPending(n) ? ", pending" : "")
+      : f ? `${f.folder} ${f.total}: ${folderText(f)}` : "";
+  });
+  $("folders").addEventListener("click", (event) => {
+    const chip = event.target.closest("[data-close]");
+    if (!chip) return;
+    const prefix = chip.dataset.close;
+    for (const f of [...state.expanded]) if (f.startsWith(prefix)) state.expanded.delete(f);
+    applyFilters();
   });
   $("panel-body").addEventListener("click", (event) => {
     const partition = event.target.closest("button.partition");
@@ -612,38 +885,36 @@
       showPartition(state.selected, partition.dataset.partition);
       return;
     }
-    const dep = event.target.closest("a.dep");
-    if (!dep) return;
+    const link = event.target.closest("a[data-key]");
+    if (!link) return;
     event.preventDefault();
-    centerOn(dep.dataset.key);
-    select(dep.dataset.key);
+    goTo(link.dataset.key);
   });
   $("panel-body").addEventListener("submit", (event) => {
     event.preventDefault();
     const key = event.target.elements.partition.value.trim();
     if (key && state.selected) showPartition(state.selected, key);
   });
-  $("panel-close").addEventListener("click", () => {
-    state.selected = null;
-    state.partition = null;
-    $("panel").hidden = true;
-    resized();
-    draw(true);
-  });
-  for (const id of ["filter-framework", "filter-status"]) $(id).addEventListener("change", applyFilters);
+  $("panel-close").addEventListener("click", closePanel);
+  for (const id of ["filter-framework", "filter-status", "filter-pending"]) $(id).addEventListener("change", applyFilters);
   let typing = null;
   $("filter-text").addEventListener("input", () => {
     clearTimeout(typing);
     typing = setTimeout(applyFilters, 150);
   });
   $("counts").addEventListener("click", (event) => {
+    if (event.target.closest("[data-pending]")) {
+      $("filter-pending").checked = !$("filter-pending").checked;
+      applyFilters();
+      return;
+    }
     const count = event.target.closest("[data-status]");
     if (!count) return;
     const select = $("filter-status");
     select.value = select.value === count.dataset.status ? "" : count.dataset.status;
     applyFilters();
   });
-  $("fit").addEventListener("click", () => { state.autoFit = true; fit(); });
+  $("fit").addEventListener("click", () => { state.autoFit = true; state.focus = null; fit(); });
   $("zoom-in").addEventListener("click", () => { const { w, h } = size(); zoomAt(1.25, w / 2, h / 2); });
   $("zoom-out").addEventListener("click", () => { const { w, h } = size(); zoomAt(0.8, w / 2, h / 2); });
 
@@ -655,6 +926,7 @@
     event.preventDefault();
     state.autoFit = false;
     state.moved = true;
+    state.focus = null;
     const box = svg.getBoundingClientRect();
     const factor = Math.exp(-event.deltaY * (event.ctrlKey ? 0.01 : 0.0015));
     const t = state.t;
@@ -667,9 +939,10 @@
   }, { passive: false });
   let drag = null;
   svg.addEventListener("pointerdown", (event) => {
-    if (event.target.closest("[data-key]")) return;
+    if (event.target.closest("[data-key], [data-folder]")) return;
     state.autoFit = false;
     state.moved = true;
+    state.focus = null;
     drag = { x: event.clientX - state.t.x, y: event.clientY - state.t.y };
     svg.setPointerCapture(event.pointerId);
     svg.classList.add("dragging");
