@@ -54,8 +54,10 @@ class Decision:
 
     @property
     def message(self) -> str:
-        """The decision's log line, worded as every adapter words it."""
-        return self.status.label + (f", {self.reason}" if self.reason else "")
+        """The node's status and why, worded as every adapter words it: `Synced`,
+        `Unsynced, orders has a new code version`, `Never materialized`."""
+        said = self.reason and self.reason.lower() != self.status.label.lower()
+        return self.status.label + (f", {self.reason}" if said else "")
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +67,15 @@ class _Change:
     key: str
     windows: tuple[str, ...] | None
     partitions: TimeWindowPartitions | None
+    status: StaleStatus  # before the run
+
+    def why(self, dry_run: bool) -> str:
+        """Why its readers are rebuilt: plan words for a build, status words for a dry run."""
+        if not dry_run:
+            return f"{self.key} is rebuilt in this run"
+        if self.status is StaleStatus.FRESH:  # a snapshot, a missing relation, an unobserved input
+            return f"upstream {self.key} is rebuilt by the next build"
+        return f"upstream {self.key} is {self.status.label}"
 
 
 def due_windows(asset: DbtAsset, now: pendulum.DateTime,
@@ -86,9 +97,11 @@ def _label(status: AssetStatus | None) -> StaleStatus:
 
 def _first_of(names: Sequence[str], what: str) -> str | None:
     """`a is not observed (and 2 more)`, or None for no names."""
-    if not names:
-        return None
-    return f"{names[0]} {what}" + (f" (and {len(names) - 1} more)" if len(names) > 1 else "")
+    return _and_more(f"{names[0]} {what}", len(names)) if names else None
+
+
+def _and_more(first: str, count: int) -> str:
+    return first + (f" (and {count - 1} more)" if count > 1 else "")
 
 
 def _preview(keys: Sequence[str]) -> str:
@@ -106,13 +119,15 @@ def plan(
     unobserved: Collection[str] = (),
     now: pendulum.DateTime | None = None,
     bounds: tuple[str | None, str | None] = (None, None),
+    dry_run: bool = False,
 ) -> list[Decision]:
     """A decision for every selected asset node, parents first.
 
     `existing` holds `schema.identifier` (lower case) of relations present in the warehouse, or
     None when unknown; `force` is the reason to rebuild everything selected (e.g. --full-refresh);
     `unobserved` the unique ids of sources insync cannot observe (their readers always rebuild);
-    `now` cuts the microbatch windows that have ended, within the user's `bounds`.
+    `now` cuts the microbatch windows that have ended, within the user's `bounds`; `dry_run`
+    (status: nothing runs) words a parent's rebuild as that parent's status.
     """
     now = now or pendulum.now("UTC")
     decisions: list[Decision] = []
@@ -146,15 +161,15 @@ def plan(
             if windows:
                 if reason is None:
                     # A window that ended since the last build, or one a parent rebuilds now.
-                    reason = next((f"{changing[p].key} is rebuilt in this run"
-                                   for p in asset.parents if p in changing), "never materialized")
+                    reason = next((changing[p].why(dry_run) for p in asset.parents
+                                   if p in changing), "never materialized")
                 if len(windows) < len(due_windows(asset, now, bounds)):
                     reason = f"batches {_preview(windows)}: {reason}"
             else:
                 reason = None
         elif reason is None:
-            reason = _first_of([changing[p].key for p in asset.parents if p in changing],
-                               "is rebuilt in this run")
+            rebuilt = [changing[p] for p in asset.parents if p in changing]
+            reason = _and_more(rebuilt[0].why(dry_run), len(rebuilt)) if rebuilt else None
         if reason is None:
             decisions.append(Decision(uid, False, "", status=_label(status)))
             continue
@@ -166,7 +181,7 @@ def plan(
             reason += " (batch_size year: every batch is rebuilt)"
         decisions.append(Decision(uid, True, reason, windows, full, _label(status)))
         if asset.data_version == "logical":
-            changing[uid] = _Change(str(asset.key), windows, asset.partitions)
+            changing[uid] = _Change(str(asset.key), windows, asset.partitions, _label(status))
     return decisions
 
 

@@ -34,6 +34,7 @@ from ._compile import CACHE_FILE, CompiledCache, compiled_nodes
 from ._lineage import emit_build_lineage
 from ._manifest import FRAMEWORK, DbtAsset, assets_from_manifest, topological_order, window_floor
 from ._plan import Decision, due_windows, plan
+from ._progress import note, phase
 from ._report import BuildReport, NodeOutcome
 from ._runner import DbtError, DbtInvoker, _value_of, release_warehouse, split_args
 from ._sql import (
@@ -121,7 +122,8 @@ class DbtProject:
 
         :raises DbtError: dbt could not parse/compile the project or resolve the selection.
         :raises ObservationError: a source could not be observed (nothing was built).
-        :raises ConfigError: bad `meta.insync` on a node, or two nodes sharing an asset key.
+        :raises ConfigError: no dbt_project.yml in the project directory, no such dbt profile,
+            bad `meta.insync` on a node, or two nodes sharing an asset key.
         """
         try:
             return self._execute("build", args, force=force, run_id=run_id)
@@ -148,15 +150,13 @@ class DbtProject:
         """
         try:
             ctx = self._prepare(args, "build", observe=observe)
-            decisions = self._decide(ctx, force=None)
+            decisions = self._decide(ctx, force=None, dry_run=True)
         finally:
             release_warehouse()
         ctx.clock.lap("decide")
-        outcomes = [
-            NodeOutcome(ctx.assets[d.unique_id], "would build" if d.build else "reuse",
-                        d.reason if d.build else d.message)
-            for d in decisions
-        ]
+        # Nothing runs: each node says its status and causes (a parent's rebuild in its words).
+        outcomes = [NodeOutcome(ctx.assets[d.unique_id], "would build" if d.build else "reuse",
+                                d.message) for d in decisions]
         return BuildReport("status", run_id=None, outcomes=outcomes, invocations=0,
                            timings=ctx.clock.laps, unobserved=_unobserved(ctx))
 
@@ -178,8 +178,8 @@ class DbtProject:
         dbt_args = split_args([*self._base_args, *args])
         invoker = DbtInvoker(dbt_args)
         clock = _Clock()
-        log.info("dbt parse of %s", os.path.abspath(dbt_args.project_dir))
-        manifest = invoker.parse()
+        with phase("dbt parse of %s", invoker.check_project()):
+            manifest = invoker.parse()
         clock.lap("parse")
         cache = CompiledCache(os.path.join(dbt_args.target_dir, CACHE_FILE), manifest,
                               dbt_args.project)
@@ -204,7 +204,9 @@ class DbtProject:
             )
         self._register(ctx)
         clock.lap("register")
-        self._observe_and_check(ctx, observe=observe)
+        sources = sum(1 for a in assets.values() if a.is_source) if observe else 0
+        with phase("observing %d source(s) and listing relations in the warehouse", sources):
+            self._observe_and_check(ctx, observe=observe)
         clock.lap("observe")
         ctx.force_reason = (
             "--full-refresh rebuilds every selected node" if dbt_args.full_refresh else None
@@ -216,7 +218,8 @@ class DbtProject:
         candidates = {uid for uid, a in ctx.assets.items() if a.resource_type in wanted}
         if not selection:
             return candidates
-        return candidates & ctx.invoker.select(selection)
+        with phase("dbt ls %s", " ".join(selection)):
+            return candidates & ctx.invoker.select(selection)
 
     def _register(self, ctx: _Context) -> None:
         keys = {uid: a.key for uid, a in ctx.assets.items()}
@@ -360,8 +363,8 @@ class DbtProject:
                 )
         return ObservationError(f"could not query the warehouse: {exc}")
 
-    def _decide(self, ctx: _Context, *, force: str | None,
-                only: Iterable[str] | None = None) -> list[Decision]:
+    def _decide(self, ctx: _Context, *, force: str | None, only: Iterable[str] | None = None,
+                dry_run: bool = False) -> list[Decision]:
         selected = ctx.selected if only is None else set(only)
         keys = sorted({ctx.assets[uid].key for uid in selected})
         statuses = self.store.statuses(keys, upstream=False) if keys else {}
@@ -369,7 +372,7 @@ class DbtProject:
             ctx.statuses.setdefault(key, status)
         return plan(ctx.assets, selected, statuses, existing=ctx.existing, force=force,
                     unobserved=ctx.unobserved, now=ctx.now,
-                    bounds=ctx.invoker.args.event_time)
+                    bounds=ctx.invoker.args.event_time, dry_run=dry_run)
 
     def _execute(self, command: str, args: Sequence[str], *, force: bool,
                  run_id: str | None) -> BuildReport:
@@ -396,10 +399,14 @@ class DbtProject:
                 log.info("%s", decision_line(False, str(ctx.assets[d.unique_id].key), d.status, d.reason))
             results: dict[str, Any] = {}
             for stage in _stages(ctx, to_build):
+                note("dbt %s of %d node(s)%s; %d reused", command, len(stage),
+                     " with --full-refresh" if stage[0].full_refresh else "",
+                     sum(1 for o in outcomes.values() if o.action == "reused"))
                 results.update(self._invoke(ctx, command, stage))
                 invocations += 1
             ctx.clock.lap("dbt")
-            failed = self._record(ctx, to_build, results, run_id, outcomes)
+            with phase("recording %d node(s) in the insync store", len(to_build)):
+                failed = self._record(ctx, to_build, results, run_id, outcomes)
             ctx.clock.lap("record")
             remaining -= {d.unique_id for d in to_build}
             # Only descendants of nodes just built (through content-versioned ones, or they
@@ -568,15 +575,15 @@ def _compile(invoker: DbtInvoker, manifest: Manifest,
     known = cache.reusable(wanted)
     due = [uid for uid in wanted if uid not in known]
     if not due:
-        log.info("dbt compile skipped: no model or snapshot changed since the last compile")
+        note("dbt compile skipped: no model or snapshot changed since the last compile")
         return known, False
-    log.info("dbt compile of %d of %d models and snapshots%s", len(due), len(wanted),
-             " (the others are unchanged since the last compile)" if known else "")
-    if len(due) == len(wanted):
-        invoker.compile()
-    else:
-        selectors, excludes = _selectors(manifest, due)
-        invoker.compile(["--select", *selectors, *(["--exclude", *excludes] if excludes else [])])
+    with phase("dbt compile of %d of %d models and snapshots%s", len(due), len(wanted),
+               " (the others are unchanged since the last compile)" if known else ""):
+        if len(due) == len(wanted):
+            invoker.compile()
+        else:
+            selectors, excludes = _selectors(manifest, due)
+            invoker.compile(["--select", *selectors, *(["--exclude", *excludes] if excludes else [])])
     return known, True
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -62,6 +63,16 @@ class DbtArgs:
         return _value_of(self.project, "--project-dir") or os.environ.get(
             "DBT_PROJECT_DIR", os.getcwd()
         )
+
+    @property
+    def profiles_file(self) -> str:
+        """The profiles.yml dbt reads, as dbt looks for it."""
+        folder = _value_of(self.project, "--profiles-dir") or os.environ.get("DBT_PROFILES_DIR")
+        if not folder:
+            local = os.path.join(os.path.abspath(self.project_dir), "profiles.yml")
+            folder = os.path.dirname(local) if os.path.isfile(local) else os.path.join(
+                os.path.expanduser("~"), ".dbt")
+        return os.path.join(os.path.abspath(folder), "profiles.yml")
 
     @property
     def target_dir(self) -> str:
@@ -157,16 +168,40 @@ class DbtInvoker:
         finally:
             _close_log_files()
 
+    def check_project(self) -> str:
+        """The project directory, absolute, once it holds a dbt_project.yml.
+
+        :raises ConfigError: the directory does not exist or is no dbt project.
+        """
+        project_dir = os.path.abspath(self.args.project_dir)
+        if not os.path.isdir(project_dir):
+            raise ConfigError(f"dbt project directory {project_dir} does not exist; "
+                              "pass --project-dir with your dbt project's directory")
+        if not os.path.isfile(os.path.join(project_dir, "dbt_project.yml")):
+            raise ConfigError(f"no dbt_project.yml in {project_dir}; run from your dbt project "
+                              "or pass --project-dir")
+        return project_dir
+
     def parse(self) -> Manifest:
         """Parse the project (partial parsing makes repeats fast).
 
+        :raises ConfigError: no dbt project there (see `check_project`), or no such profile.
         :raises DbtError: dbt could not parse the project.
         """
         # No manifest.json: nothing reads it, and writing it is most of a no-change parse.
         # partial_parse.msgpack is written all the same.
+        project_dir = self.check_project()
         result = self._invoke(["parse", "--no-write-json"])
         if not result.success or result.result is None:
-            raise DbtError(f"dbt parse failed in {self.args.project_dir}: {_why(result)}; "
+            why = _why(result)
+            profile = re.search(r"Could not find profile named '([^']*)'", why)
+            if profile:
+                where = self.args.profiles_file
+                fix = f" in {where}; add it there" if os.path.isfile(where) else \
+                    f": {where} does not exist; create it"
+                raise ConfigError(f"no dbt profile named {profile[1]!r}{fix} or pass "
+                                  "--profiles-dir (`dbt debug` checks a profile)")
+            raise DbtError(f"dbt parse failed in {project_dir}: {why}; "
                            "run `dbt parse` there to see the full error")
         self.manifest = result.result
         return self.manifest
@@ -275,9 +310,17 @@ def release_warehouse() -> None:
 
 def _why(result: Any) -> str:
     if result.exception is not None:
-        return str(result.exception).strip() or type(result.exception).__name__
+        return _one_line(str(result.exception)) or type(result.exception).__name__
     run = result.result
     for item in getattr(run, "results", None) or ():
         if str(item.status) in ("error", "fail", "runtime error"):
             return f"{item.node.unique_id}: {item.message}"
     return "no details from dbt"
+
+
+def _one_line(text: str) -> str:
+    """dbt's `Runtime Error\n  Could not find ...` as `Runtime Error: Could not find ...`."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    if len(lines) > 1 and lines[0].endswith("Error"):
+        return f"{lines[0]}: {' '.join(lines[1:])}"
+    return " ".join(lines)

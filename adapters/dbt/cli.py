@@ -6,6 +6,7 @@ Every argument insync does not know is dbt's: `insync dbt build --select marts -
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 import sys
 from collections.abc import Sequence
@@ -13,6 +14,7 @@ from collections.abc import Sequence
 import click
 from insync.core.cli import InsyncGroup
 
+from ._progress import is_progress
 from ._project import DbtProject
 from ._report import BuildReport
 
@@ -22,10 +24,35 @@ _PASS_THROUGH = {"ignore_unknown_options": True, "allow_extra_args": True,
                  "help_option_names": ["-h", "--help"]}
 
 
+class _ProgressLines(logging.Handler):
+    """Prints the adapter's progress lines on stderr (stdout keeps the table, or the JSON)."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.addFilter(is_progress)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        click.echo(f"insync: {record.getMessage()}", err=True)
+
+
 def _project(ctx: click.Context) -> DbtProject:
     url = ctx.obj.get("database_url") if isinstance(ctx.obj, dict) else None
     project = DbtProject(store=url)
     ctx.call_on_close(project.close)
+    logger = logging.getLogger("insync.adapters.dbt")
+    handler, level, propagate = _ProgressLines(), logger.level, logger.propagate
+    logger.addHandler(handler)
+    # The table says what each node did; a handler dbt leaves on the root logger would repeat it.
+    logger.propagate = False
+    if not logger.isEnabledFor(logging.INFO):
+        logger.setLevel(logging.INFO)
+
+    def detach() -> None:
+        logger.removeHandler(handler)
+        logger.setLevel(level)
+        logger.propagate = propagate
+
+    ctx.call_on_close(detach)
     return project
 
 
