@@ -36,6 +36,7 @@ from insync.core.automation import owner_metadata
 
 from ._inputs import code_analysis, partition_of, task_inputs
 from ._keys import VersionSettings, asset_key_for, deps_for, opened_store, value_cache
+from .lineage import task_lineage
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -253,6 +254,7 @@ def run_versioned(
                 partition=partition,
                 overhead_ms=round((time.perf_counter() - started) * 1000, 3),
             )
+            task_lineage(context, step)
             return None if decision.value is NO_VALUE else decision.value
         call_started = time.perf_counter()
         value = call()
@@ -270,6 +272,7 @@ def run_versioned(
             },
         )
     _annotate_outlets(context, key, code_version, event.data_version, partition)
+    task_lineage(context, step, event)
     # What insync added to this task instance (check + record + cache), shown in the marker.
     overhead_ms = round((time.perf_counter() - started) * 1000 - call_ms, 3)
     _mark(
