@@ -85,7 +85,8 @@ def test_provider_events_carry_insync_facets(airflow_db: Path, tmp_path: Path) -
     assert all("insync.dev" not in e["producer"] for e in events)
 
     def completes(task_id: str) -> list[dict[str, Any]]:
-        return [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == f"ol_shop.{task_id}"]
+        job = f"ol_shop.{task_id}"
+        return [e for e in events if e["eventType"] == "COMPLETE" and e["job"]["name"] == job]
 
     with EventStore(f"sqlite:///{tmp_path / 'insync-home' / 'insync.db'}") as store:
         orders_version = str(store.status("analytics/orders").data_version)
