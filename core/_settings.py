@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -67,16 +68,43 @@ def check_database_url(database_url: str, source: str) -> None:
         parsed.port  # noqa: B018 - parsed lazily: a non-numeric port fails here
     except (sa.exc.ArgumentError, ValueError) as exc:
         reason = "its port is not a number" if isinstance(exc, ValueError) else "it is not a SQLAlchemy URL"
+        fix = _unparsable_hint(database_url) or f"use {SUPPORTED}"
         raise ConfigError(
-            f"cannot parse the insync database URL from {source} ({shown}): {reason}; use {SUPPORTED}"
+            f"cannot parse the insync database URL from {source} ({shown}): {reason}; {fix}"
         ) from None
     backend, _, driver = parsed.drivername.partition("+")
+    if backend == "sqlite" and (parsed.database or "").startswith("~"):
+        home_path = Path(parsed.database or "").expanduser()
+        raise ConfigError(
+            f"the insync database URL from {source} ({shown}) starts its path with ~, which a URL "
+            f"does not expand; write sqlite:///{home_path}"
+        )
     if backend not in _DRIVERS or driver not in _DRIVERS[backend]:
         hint = " (write postgresql+psycopg://...)" if backend in ("postgres", "postgresql") else ""
         raise ConfigError(
             f"the insync database URL from {source} ({shown}) uses {parsed.drivername!r}{hint}; insync "
             f"supports SQLite and PostgreSQL: {SUPPORTED}"
         )
+
+
+def _unparsable_hint(url: str) -> str | None:
+    """What an unparsable URL most likely meant, for the usual slips: a bare path, `sqlite:/x`
+    or `sqlite//x` (SQLite wants three slashes, then the path), `postgresql+psycopg//...`."""
+    if "://" in url:
+        return None
+    scheme = re.match(r"(?i)(sqlite|postgres(?:ql)?(?:\+\w+)?)(?=[:/])[:/]*", url)
+    if scheme is not None and scheme.group(1).lower().startswith("postgres"):
+        written = scheme.group(1)
+        driver = written if "+" in written else "postgresql+psycopg"
+        return f"write {driver}:// (a colon and two slashes) before the user and host"
+    if "@" in url:  # user:password@host: nothing to suggest without showing it
+        return None
+    after_scheme = url[scheme.end(1) :].lstrip(":") if scheme else url
+    absolute = after_scheme.startswith("/")
+    target = Path(("/" if absolute else "") + after_scheme.lstrip("/"))
+    if target.is_dir():
+        return f"to keep the store in the folder {target}, set INSYNC_HOME={target} instead"
+    return f"did you mean sqlite:///{target}? (sqlite:/// then the path: four slashes for an absolute one)"
 
 
 def redact(url: str) -> str:

@@ -13,6 +13,8 @@ import json
 import logging
 import os
 import random
+import re
+import shlex
 import sqlite3
 import time
 import uuid
@@ -190,10 +192,17 @@ class EventStore:
         where = self.url.render_as_string(hide_password=True)
         if not path.exists():
             if self.read_only:
+                absolute = Path("/", database)
+                slip = (
+                    f" (sqlite:/// starts a path relative to {Path.cwd()}: did you mean "
+                    f"sqlite:///{absolute}, with four slashes?)"
+                    if not path.is_absolute() and absolute.exists()
+                    else ""
+                )
                 raise StoreError(
-                    f"there is no insync store at {path} (chosen by {self.settings.source}); nothing "
-                    "was created. Run a versioned step or `insync db upgrade` to create it, or point "
-                    "--database-url / INSYNC_DATABASE_URL / INSYNC_HOME at your store"
+                    f"there is no insync store at {path}{slip} (chosen by {self.settings.source}); "
+                    "nothing was created. Run a versioned step or `insync db upgrade` to create it, or "
+                    "point --database-url / INSYNC_DATABASE_URL / INSYNC_HOME at your store"
                 )
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
@@ -223,8 +232,16 @@ class EventStore:
 
     def _create_engine(self) -> sa.Engine:
         if self.dialect != "sqlite":
-            # No hstore: insync stores none, and looking its type up costs every task a query.
-            return sa.create_engine(self.url, pool_pre_ping=True, use_native_hstore=False)
+            try:
+                # No hstore: insync stores none, and looking its type up costs every task a query.
+                return sa.create_engine(self.url, pool_pre_ping=True, use_native_hstore=False)
+            except ImportError as exc:
+                driver = self.url.get_driver_name()
+                package = "psycopg2-binary" if driver == "psycopg2" else "'insync[postgres]'"
+                raise ConfigError(
+                    f"the insync store {self.url.render_as_string(hide_password=True)} needs the "
+                    f"PostgreSQL driver {driver}, which is not installed ({exc}): pip install {package}"
+                ) from None
         read_only = self.read_only
         database = self.url.database
         if (
@@ -312,9 +329,30 @@ class EventStore:
         reached = "connection" not in text and "unable to open" not in text
         if reached and ("not a database" in text or "no such" in text or "does not exist" in text):
             return self._not_a_store(exc)  # reached it, but its tables are not ours
+        missing = re.search(r'(database|role) "([^"]+)" does not exist', str(exc.orig))
+        if missing is not None and self.dialect == "postgresql":
+            return self._missing_on_server(missing.group(1), missing.group(2))
         return StoreUnavailable(
             f"cannot reach the insync store {where} (chosen by {self.settings.source}): "
             f"{' '.join(str(exc.orig).split())}; check the database is running and the URL is right"
+        )
+
+    def _missing_on_server(self, what: str, name: str) -> StoreUnavailable:
+        """The server answered, but the URL's database or user is not there: say how to create it."""
+        options = [f"-h {shlex.quote(self.url.host)}"] if self.url.host else []
+        options += [f"-p {self.url.port}"] if self.url.port else []
+        if what == "database":
+            options += [f"-U {shlex.quote(self.url.username)}"] if self.url.username else []
+            command = " ".join(["createdb", *options, shlex.quote(name)])
+            fix = f"create it with `{command}`, or point the URL at an existing database"
+        else:
+            command = " ".join(["createuser", *options, shlex.quote(name)])
+            fix = f"fix the user in the URL, or create the role with `{command}`"
+        server = f"{self.url.host or 'localhost'}:{self.url.port or 5432}"
+        return StoreUnavailable(
+            f'the PostgreSQL {what} "{name}" of the insync store '
+            f"{self.url.render_as_string(hide_password=True)} (chosen by {self.settings.source}) does "
+            f"not exist on {server}; {fix}"
         )
 
     def _not_a_store(self, exc: Exception) -> StoreError:

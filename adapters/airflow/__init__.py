@@ -16,9 +16,13 @@ except ImportError as exc:  # pragma: no cover - exercised in an environment wit
         "insync.adapters.airflow needs Apache Airflow 3: pip install 'insync[airflow]'"
     ) from exc
 
-from ._sensor import InsyncObservationSensor
-from ._task import versioned, versioned_operator
-from ._trigger import InsyncObservationTrigger
+import importlib
+import typing
+
+if typing.TYPE_CHECKING:
+    from ._sensor import InsyncObservationSensor
+    from ._task import versioned, versioned_operator
+    from ._trigger import InsyncObservationTrigger
 
 __all__ = [
     "InsyncObservationSensor",
@@ -26,3 +30,25 @@ __all__ = [
     "versioned",
     "versioned_operator",
 ]
+
+# Loaded on first use: every DAG file is parsed again and again, and one that only versions
+# tasks need not import the sensor and the trigger (Airflow's trigger machinery with them).
+_HOME: typing.Final = {
+    "InsyncObservationSensor": "_sensor",
+    "InsyncObservationTrigger": "_trigger",
+    "versioned": "_task",
+    "versioned_operator": "_task",
+}
+
+if not typing.TYPE_CHECKING:  # mypy resolves the names from the imports above
+
+    def __getattr__(name: str) -> object:
+        module = _HOME.get(name)
+        if module is None:
+            raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        globals()[name] = value
+        return value
+
+    def __dir__() -> list[str]:
+        return sorted({*globals(), *__all__})

@@ -387,11 +387,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         workdir.mkdir(parents=True, exist_ok=True)
     else:
         workdir = Path(tempfile.mkdtemp(prefix="insync-cross-orchestrator-"))
+    from insync.core import InsyncError
+
     try:
         result = scenario(workdir, args.database_url)
         if args.json_out is not None:
             args.json_out.write_text(json.dumps(result, indent=2))
         return result
+    except InsyncError as exc:  # a wrong --database-url and the like: one line, not a traceback
+        parser.exit(1, f"run.py: error: {type(exc).__name__}: {exc}\n")
     finally:
         if args.workdir is None:
             shutil.rmtree(workdir, ignore_errors=True)
