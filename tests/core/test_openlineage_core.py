@@ -9,7 +9,6 @@ import re
 import subprocess
 import sys
 import textwrap
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,16 +25,7 @@ _spec.loader.exec_module(ol_validate)
 README = Path(__file__).parents[2] / "README.md"
 
 
-@pytest.fixture
-def ol_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """OpenLineage configured with the client's file transport (one JSON event per line)."""
-    path = tmp_path / "openlineage.jsonl"
-    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
-    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(path))
-    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
-    _lineage.reset_lineage()
-    yield path
-    _lineage.reset_lineage()
+ol_file = ol_validate.ol_file
 
 
 def _materialize_twice(store: EventStore) -> None:

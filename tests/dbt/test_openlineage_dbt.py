@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pytest
-from insync.core import AssetKey, _lineage
+from insync.core import AssetKey
 
 if TYPE_CHECKING:
     from tests.dbt.conftest import Shop
@@ -20,16 +18,7 @@ ol_validate = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(ol_validate)
 
 
-@pytest.fixture
-def ol_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    path = tmp_path / "openlineage.jsonl"
-    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
-    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(path))
-    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
-    monkeypatch.delenv("OPENLINEAGE_NAMESPACE", raising=False)
-    _lineage.reset_lineage()
-    yield path
-    _lineage.reset_lineage()
+ol_file = ol_validate.ol_file
 
 
 def test_build_emits_valid_events_for_built_and_reused_nodes(built_shop: Shop, ol_file: Path) -> None:

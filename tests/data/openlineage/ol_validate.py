@@ -9,9 +9,12 @@ frameworks' own facets, whose schemas are not vendored) so a test can see what w
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
+from insync.core import _lineage
 from insync.core._lineage import FACET_SCHEMA, facet_schema_path
 from jsonschema import Draft202012Validator, FormatChecker
 from referencing import Registry, Resource
@@ -80,6 +83,22 @@ def validate_event(event: dict[str, Any]) -> list[str]:
             continue
         _check(url if "#" in url else base, facet)
     return unchecked
+
+
+@pytest.fixture
+def ol_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """OpenLineage configured with the client's file transport; yields the events file.
+
+    A test module uses it with `ol_file = ol_validate.ol_file`.
+    """
+    path = tmp_path / "openlineage.jsonl"
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__TYPE", "file")
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__LOG_FILE_PATH", str(path))
+    monkeypatch.setenv("OPENLINEAGE__TRANSPORT__APPEND", "true")
+    monkeypatch.delenv("OPENLINEAGE_NAMESPACE", raising=False)
+    _lineage.reset_lineage()
+    yield path
+    _lineage.reset_lineage()
 
 
 def read_events(path: Path) -> list[dict[str, Any]]:
