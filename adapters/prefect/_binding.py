@@ -56,6 +56,15 @@ class CodeVersion:
         self._lock = threading.Lock()
         self._resolved: tuple[str | None, tuple[str, ...]] | None = None
 
+    def __getstate__(self) -> dict[str, Any]:
+        # `flow.serve()` cloudpickles the flow, its tasks and their bindings into the flow-run
+        # process: everything but the lock travels.
+        return {k: v for k, v in self.__dict__.items() if k != "_lock"}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
     def resolve(self) -> tuple[str | None, tuple[str, ...]]:
         """(code version, unseen reads).
 
