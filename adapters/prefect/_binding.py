@@ -26,7 +26,6 @@ from insync.core import (
     analyze_code,
     resolve_code_version,
 )
-from insync.core.automation import owner_metadata
 
 from ._runtime import FRAMEWORK
 
@@ -119,14 +118,17 @@ class Binding:
         """Deps are the declared ones only: `deps=` given (it wins over inference) or no inference."""
         return bool(self.deps) or not self.infer_deps
 
-    def spec(self, deps: Iterable[AssetKey], code_version: str | None) -> AssetSpec:
-        """The asset definition registered at run time, with deps found in this run's graph."""
+    def spec(
+        self, deps: Iterable[AssetKey], code_version: str | None, owner: Mapping[str, Any] | None = None
+    ) -> AssetSpec:
+        """The asset definition registered at run time, with deps found in this run's graph and
+        the `owner` metadata of the run (its deployment), if any."""
         return AssetSpec(
             self.key,
             code_version=code_version,
             deps=sorted(set(deps) | set(self.partition_mappings)),
             framework=FRAMEWORK,
-            metadata={**(self.metadata or {}), **_deployment_owner()},
+            metadata={**(self.metadata or {}), **owner} if owner else self.metadata,
             partitions=self.partitions,
             partition_mappings={dep: mapping for dep, mapping in self.partition_mappings.items()} or None,
         )
@@ -316,16 +318,3 @@ def make_binding(
     # Bad metadata, partitions or mappings fail here, not in the first run.
     binding.spec(deps, None if code_version == "auto" else binding.code.declared)
     return binding
-
-
-def _deployment_owner() -> dict[str, Any]:
-    """In a deployment's flow run: that deployment, so `insync automate` can run it again."""
-    from prefect.runtime import deployment, flow_run
-
-    if deployment.id is None:  # a local run or decoration time: no owner to record
-        return {}
-    try:
-        name = deployment.name  # read once from the API, then cached by Prefect
-    except Exception:  # the API is unreachable: the step must not fail for want of an owner
-        return {}
-    return owner_metadata("prefect", f"{flow_run.flow_name}/{name}")

@@ -24,7 +24,7 @@ from prefect.settings import PREFECT_TASKS_REFRESH_CACHE
 from prefect.states import Completed
 
 from ._binding import Binding, make_binding
-from ._runtime import FRAMEWORK, open_store, open_value_cache
+from ._runtime import FRAMEWORK, open_store, open_value_cache, run_owner
 from ._task import version_task
 
 if TYPE_CHECKING:
@@ -203,7 +203,7 @@ def _version_flow(flow_obj: Flow[Any, Any], binding: Binding) -> Flow[Any, Any]:
         bound.apply_defaults()
         step = Step(
             open_store(binding.store),
-            binding.spec(binding.deps, code_version),
+            binding.spec(binding.deps, code_version, run_owner()),
             run_id=run_id or uuid4().hex,
             framework=FRAMEWORK,
             cache=open_value_cache(binding.cache),

@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
 from insync.core import AssetKey, EventStore, ValueCache, resolve_settings
+from insync.core.automation import owner_metadata
+from prefect.context import FlowRunContext
 
 if TYPE_CHECKING:
     from insync.core import InputVersion
@@ -109,6 +111,37 @@ def close_all() -> None:
             store.close()
         _stores.clear()
         _caches.clear()
+
+
+# Deployment id -> its name: one API call per deployment and process, not one per task run.
+_DEPLOYMENT_NAMES: BoundedMap[UUID, str] = BoundedMap(limit=1024)
+
+
+def run_owner() -> dict[str, Any]:
+    """In a deployment's flow run: that deployment, recorded as the owner of the assets its
+    versioned steps define, so `insync automate` can run it again. Empty for a local run (and a
+    subflow, which is not what a launch would start).
+
+    Read from the flow run context, never from `prefect.runtime.deployment` (for a local run it
+    asks the API for the flow run on every call). An unreachable API records no owner: a step
+    must not fail for want of one.
+    """
+    ctx = FlowRunContext.get()
+    flow_run = ctx.flow_run if ctx is not None else None
+    deployment_id = flow_run.deployment_id if flow_run is not None else None
+    if ctx is None or ctx.flow is None or deployment_id is None:
+        return {}
+    name = _DEPLOYMENT_NAMES.get(deployment_id)
+    if name is None:
+        from prefect.client.orchestration import get_client
+
+        try:
+            with get_client(sync_client=True) as client:
+                name = client.read_deployment(deployment_id).name
+        except Exception:
+            return {}
+        _DEPLOYMENT_NAMES.put(deployment_id, name)
+    return owner_metadata("prefect", f"{ctx.flow.name}/{name}")
 
 
 def upstream_keys(task_inputs: Mapping[str, Iterable[Any]]) -> tuple[set[AssetKey], dict[str, set[AssetKey]]]:

@@ -42,6 +42,7 @@ from ._runtime import (
     cache_key,
     open_store,
     open_value_cache,
+    run_owner,
     upstream_keys,
 )
 
@@ -147,11 +148,12 @@ class InsyncCachePolicy(CachePolicy):
         options = binding.step_options(binding.call_values(inputs), upstream)
         refresh = _refresh_requested(task_ctx.task)
         needs_value = binding.cache is not None
+        owner = run_owner()
 
         def check(deps: set[AssetKey]) -> Step:
             step = Step(
                 store,
-                binding.spec(deps, code_version),
+                binding.spec(deps, code_version, owner),
                 run_id=str(task_run.flow_run_id or task_run.id),
                 framework=FRAMEWORK,
                 cache=None if binding.cache is None else open_value_cache(binding.cache),

@@ -90,7 +90,7 @@ def prefect_server() -> Iterator[str]:
         env={**os.environ, **PREFECT_ENV},
         cwd=_HOME,
     )
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 240  # 15-70 s usually; far more on a 2-core machine under load
     while not _healthy():
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()

@@ -9,7 +9,10 @@ import textwrap
 import time
 from pathlib import Path
 
-from insync.adapters.prefect import observation_flow
+import pytest
+from insync.adapters.prefect import observation_flow, versioned
+from insync.core import AssetKey
+from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.events.worker import EventsWorker
 
@@ -78,3 +81,39 @@ def test_changed_source_starts_the_downstream_deployment(tmp_path: Path) -> None
             server.kill()
             output = server.communicate()[0].decode()
     assert "downstream-of-served-source" in output
+
+
+@versioned("reports/owned", code_version="v1")
+@task
+def owned_report() -> int:
+    return 1
+
+
+@flow(name="build-owned-reports")
+def owned_reports() -> int:
+    return owned_report()
+
+
+def test_a_deployment_run_records_its_deployment_as_owner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a worker does: create a flow run of the deployment, run it in process. A local run of
+    the same flow records no owner."""
+    from insync.core import EventStore
+    from insync.core.automation import Owner
+    from prefect.flow_engine import run_flow
+
+    store_url = f"sqlite:///{tmp_path / 'insync.db'}"
+    monkeypatch.setenv("INSYNC_DATABASE_URL", store_url)
+    key = AssetKey.parse("reports/owned")
+    owned_reports()
+    with EventStore(store_url) as store:
+        assert Owner.recorded(store.definitions()[key]) is None
+    deployment_id = owned_reports.to_deployment(name="nightly").apply()
+    with get_client(sync_client=True) as client:
+        flow_run = client.create_flow_run_from_deployment(deployment_id)
+    assert run_flow(owned_reports, flow_run=flow_run) == 1
+    with EventStore(store_url) as store:
+        owner = Owner.recorded(store.definitions()[key])
+    assert owner is not None
+    assert (owner.kind, owner.target) == ("prefect", "build-owned-reports/nightly")
