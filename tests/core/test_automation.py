@@ -315,3 +315,14 @@ def test_policy_in_python_validates_like_toml() -> None:
     assert Policy(freshness="1h30m").freshness == datetime.timedelta(minutes=90)
     with pytest.raises(ConfigError, match="the policy for 'x' is"):
         AutomationConfig({"x": {"eager": True}})  # type: ignore[dict-item]
+
+
+def test_public_face_of_insync_core_automation() -> None:
+    import insync.core.automation as automation
+
+    assert automation.__all__ == [
+        "OWNER_KEY", "AutomationConfig", "Decision", "LaunchRequest", "Launcher", "Owner", "Policy",
+        "claim", "evaluate", "load_config", "owner_metadata", "parse_duration", "plan", "release",
+        "requests_for",
+    ]
+    assert {n for n in dir(automation) if not n.startswith("_")} == set(automation.__all__)
