@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 HERE = Path(__file__).resolve().parent
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-VIEWPORT = {"width": 1800, "height": 960}
+VIEWPORT = {"width": 1920, "height": 820}
 
 
 def prepare(workdir: Path) -> None:

@@ -715,12 +715,12 @@
         el("td", {}, fmtTime(e.timestamp)),
         el("td", {}, e.kind),
         partitioned ? el("td", { class: "partition-cell" }, e.partition || "—") : null,
-        el("td", {}, e.run_id || "—"),
+        el("td", { class: "run-id" }, e.run_id || "—"),
         el("td", {}, e.framework || "—"),
         el("td", { title: e.code_version || "" }, short(e.code_version, 14)),
         el("td", { title: e.data_version }, short(e.data_version, 14) + (e.user_provided ? " (user)" : "")),
         withParameters
-          ? el("td", { title: parameters.map(([n, f]) => `${n}=${f}`).join("\n") }, parameters.map(([n]) => n).join(", ") || "—")
+          ? el("td", { class: "parameters", title: parameters.map(([n, f]) => `${n}=${f}`).join("\n") }, parameters.map(([n]) => n).join(", ") || "—")
           : null
       );
     });
