@@ -398,12 +398,14 @@ class EventStore:
         except sa.exc.DatabaseError as exc:
             raise self._not_a_store(exc) from exc
         with conn:
+            if self.dialect == "postgresql":  # one round trip: no BEGIN, no COMMIT around it
+                conn = conn.execution_options(isolation_level="AUTOCOMMIT")
             try:
                 revision = conn.execute(_REVISION).scalar()
                 conn.commit()
                 return revision
             except sa.exc.DBAPIError:
-                conn.rollback()  # PostgreSQL aborts the transaction of a failed statement
+                conn.rollback()
         return self.schema_revision()
 
     def _verify_revision(self, conn: sa.Connection) -> None:
