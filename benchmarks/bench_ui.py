@@ -1,10 +1,13 @@
 """Asset catalog UI at scale: load, layout and draw times of N assets in headless Chromium.
 
-Run: `python -m benchmarks.bench_ui [--sizes 1000 5000]` (needs Debian's `chromium`:
-`apt-get install -y chromium`). The graph is the core benchmark's shape, the worst case for a
-layered layout: each asset depends on up to 3 random earlier ones. Frameworks rotate over
+Run: `python -m benchmarks.bench_ui [--sizes 1000 5000] [--prefixed-sizes 5000]` (needs Debian's
+`chromium`: `apt-get install -y chromium`). The graph is the core benchmark's shape, the worst case
+for a layered layout: each asset depends on up to 3 random earlier ones. Frameworks rotate over
 airflow/prefect/dbt, one asset in 50 gets a new code version (Unsynced), the last tenth is never
-materialized. Prints a Markdown table; benchmarks/README.md records a run.
+materialized. `--sizes` keys every asset `asset/I` (one flat folder: the page draws every asset);
+`--prefixed-sizes` keys them `LAYER/dD/aI` (4 layers, 10 domains), which the page draws as
+folders by key prefix from 2,000 assets on; opening one folder is timed too. Prints a Markdown
+table; benchmarks/README.md records a run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 FRAMEWORKS = ("airflow", "dbt", "prefect")
+LAYERS = ("raw", "staging", "marts", "reports")
 
 # Long tasks (main thread busy > 50 ms) are what a user feels as a frozen page.
 LONG_TASKS = """
@@ -59,11 +63,13 @@ VISIBLE_NODE = """
 """
 
 
-def seed(store: EventStore, n: int, rng: random.Random) -> None:
+def seed(store: EventStore, n: int, rng: random.Random, prefixed: bool = False) -> None:
+    # Layers follow the index, so a dependency (an earlier asset) is in the same or an earlier layer.
+    keys = [f"{LAYERS[i * 4 // n]}/d{i % 10}/a{i}" if prefixed else f"asset/{i}" for i in range(n)]
     specs = []
     for i in range(n):
-        deps = sorted({f"asset/{rng.randrange(i)}" for _ in range(min(i, 3))}) if i else []
-        specs.append(AssetSpec(f"asset/{i}", code_version="1", deps=deps, framework=FRAMEWORKS[i % 3]))
+        deps = sorted({keys[rng.randrange(i)] for _ in range(min(i, 3))}) if i else []
+        specs.append(AssetSpec(keys[i], code_version="1", deps=deps, framework=FRAMEWORKS[i % 3]))
     store.register(specs)
     done = specs[: n - n // 10]
     for lo in range(0, len(done), 5000):
@@ -90,11 +96,11 @@ def timed_get(url: str) -> tuple[float, int]:
     return time.perf_counter() - start, size
 
 
-def measure(n: int, workdir: Path) -> dict[str, Any]:
+def measure(n: int, workdir: Path, prefixed: bool = False) -> dict[str, Any]:
     from playwright.sync_api import sync_playwright
 
-    store = EventStore(f"sqlite:///{workdir / f'ui-{n}.db'}")
-    seed(store, n, random.Random(11))
+    store = EventStore(f"sqlite:///{workdir / f'ui-{n}-{prefixed}.db'}")
+    seed(store, n, random.Random(11), prefixed)
     url, server, thread = start_server(store)
     timed_get(url + "api/graph")  # warm the store's statement cache
     graph_s, graph_bytes = timed_get(url + "api/graph")
@@ -124,6 +130,14 @@ def measure(n: int, workdir: Path) -> dict[str, Any]:
             stale = page.evaluate("insyncMetrics.nodes")
             page.select_option("#filter-status", "")
             page.wait_for_selector("svg#graph[data-state=ready]")
+            folder_s = None
+            if prefixed:  # open the first folder, then the first folder inside it: assets to click
+                t3 = time.perf_counter()
+                for _ in range(2):
+                    page.locator("#nodes [data-folder]").first.click()
+                    page.wait_for_selector("svg#graph[data-state=ready]")
+                folder_s = (time.perf_counter() - t3) / 2
+                page.click("#fit")
             t2 = time.perf_counter()
             key = page.evaluate(VISIBLE_NODE)
             page.locator(f'#nodes [data-key="{key}"]').click()
@@ -137,7 +151,8 @@ def measure(n: int, workdir: Path) -> dict[str, Any]:
         thread.join(timeout=10)
         store.close()
     return {
-        "assets": n,
+        "assets": f"{n} {'prefixed' if prefixed else 'flat'}",
+        "drawn_units": m["nodes"],  # folders and assets after grouping (before: every asset)
         "edges": m["edges"],
         "api_graph_ms": graph_s * 1000,
         "api_graph_kb": graph_bytes / 1024,
@@ -154,6 +169,7 @@ def measure(n: int, workdir: Path) -> dict[str, Any]:
         "filter_unsynced_ms": filter_s * 1000,
         "unsynced": stale,
         "panel_ms": panel_s * 1000,
+        "open_folder_ms": "-" if folder_s is None else folder_s * 1000,
         "max_long_task_interactions_ms": max(interact_tasks, default=0.0),
         "interactions_s": interactions,
         "layout_engine": "dagre" if m.get("dagreMs") else "layered",
@@ -162,11 +178,13 @@ def measure(n: int, workdir: Path) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000])
+    parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 5000], help="flat keys asset/I")
+    parser.add_argument("--prefixed-sizes", type=int, nargs="*", default=[5000], help="keys LAYER/dD/aI")
     parser.add_argument("--json", action="store_true", help="print raw JSON instead of a table")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         rows = [measure(n, Path(tmp)) for n in args.sizes]
+        rows += [measure(n, Path(tmp), prefixed=True) for n in args.prefixed_sizes]
     if args.json:
         print(json.dumps(rows, indent=2))
         return
