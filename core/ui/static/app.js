@@ -720,7 +720,7 @@
         el("td", { title: e.code_version || "" }, short(e.code_version, 14)),
         el("td", { title: e.data_version }, short(e.data_version, 14) + (e.user_provided ? " (user)" : "")),
         withParameters
-          ? el("td", { class: "parameters", title: parameters.map(([n, f]) => `${n}=${f}`).join("\n") }, parameters.map(([n]) => n).join(", ") || "—")
+          ? el("td", { class: "parameter-names", title: parameters.map(([n, f]) => `${n}=${f}`).join("\n") }, parameters.map(([n]) => n).join(", ") || "—")
           : null
       );
     });
