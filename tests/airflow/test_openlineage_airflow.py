@@ -59,25 +59,33 @@ for _ in range(2):  # runs, then skips
 """
 
 
-def test_provider_events_carry_insync_facets(airflow_db: Path, tmp_path: Path) -> None:
+def _run_twice(tmp_path: Path, **env: str) -> list[dict[str, Any]]:
+    """Run the DAG twice in a subprocess with OpenLineage's file transport; the events."""
     dags = tmp_path / "dags"
     dags.mkdir()
     (dags / "ol_shop.py").write_text(textwrap.dedent(DAG))
     events_file = tmp_path / "openlineage.jsonl"
-    env = {
+    environ = {
         **os.environ,
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags),
         "INSYNC_HOME": str(tmp_path / "insync-home"),
         "OPENLINEAGE__TRANSPORT__TYPE": "file",
         "OPENLINEAGE__TRANSPORT__LOG_FILE_PATH": str(events_file),
         "OPENLINEAGE__TRANSPORT__APPEND": "true",
-        # BashOperator has its own extractor: the run facet comes through the provider's hook.
-        "AIRFLOW__OPENLINEAGE__CUSTOM_RUN_FACETS": "insync.adapters.airflow.lineage.insync_run_facets",
+        **env,
     }
-    result = subprocess.run([sys.executable, "-c", RUN, str(dags)], env=env, cwd=tmp_path,
+    result = subprocess.run([sys.executable, "-c", RUN, str(dags)], env=environ, cwd=tmp_path,
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-4000:]
-    events = ol_validate.read_events(events_file)
+    return ol_validate.read_events(events_file)
+
+
+def test_provider_events_carry_insync_facets(airflow_db: Path, tmp_path: Path) -> None:
+    # BashOperator has its own extractor: its run facet comes through the provider's hook.
+    events = _run_twice(
+        tmp_path,
+        AIRFLOW__OPENLINEAGE__CUSTOM_RUN_FACETS="insync.adapters.airflow.lineage.insync_run_facets",
+    )
     assert events, "the provider emitted nothing"
     for event in events:
         ol_validate.validate_event(event)
@@ -106,3 +114,17 @@ def test_provider_events_carry_insync_facets(airflow_db: Path, tmp_path: Path) -
     load = completes("load")
     assert [e["run"]["facets"]["insync"]["decision"] for e in load] == ["run", "skip"]
     assert load[0]["run"]["facets"]["insync"]["dataVersion"] == raw_version
+
+
+def test_without_the_provider_insync_emits_its_own_events(airflow_db: Path, tmp_path: Path) -> None:
+    events = _run_twice(tmp_path, AIRFLOW__OPENLINEAGE__DISABLED="True")
+    assert events and all("insync.dev" in e["producer"] for e in events)
+    for event in events:
+        ol_validate.validate_event(event)
+    pairs = [(e["job"]["name"], e["eventType"], e["run"]["facets"]["insync"]["decision"]) for e in events]
+    assert pairs == [
+        ("ol_shop.load", "START", "run"), ("ol_shop.load", "COMPLETE", "run"),
+        ("ol_shop.orders", "START", "run"), ("ol_shop.orders", "COMPLETE", "run"),
+        ("ol_shop.load", "START", "skip"), ("ol_shop.load", "COMPLETE", "skip"),
+        ("ol_shop.orders", "START", "skip"), ("ol_shop.orders", "COMPLETE", "skip"),
+    ]
