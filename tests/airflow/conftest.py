@@ -92,6 +92,7 @@ class Run:
     decisions: dict[str, str]
     xcoms: dict[str, Any]
     messages: dict[str, str]
+    markers: dict[str, dict[str, Any]]
 
     def state(self, task_id: str) -> str:
         return self.states[task_id]
@@ -143,6 +144,7 @@ class AirflowHarness:
         decisions: dict[str, str] = {}
         xcoms: dict[str, Any] = {}
         messages: dict[str, str] = {}
+        markers: dict[str, dict[str, Any]] = {}
         with create_session() as session:
             for ti in dag_run.get_task_instances(session=session):
                 name = ti.task_id if ti.map_index < 0 else f"{ti.task_id}[{ti.map_index}]"
@@ -154,11 +156,12 @@ class AirflowHarness:
         for task_id, map_index, key, decoded in found:
             name = task_id if map_index < 0 else f"{task_id}[{map_index}]"
             if key == "insync":
+                markers[name] = decoded
                 decisions[name] = decoded["decision"]
                 messages[name] = decoded.get("message", "")
             elif key == "return_value":
                 xcoms[name] = decoded
-        return Run(dag_run, states, decisions, xcoms, messages)
+        return Run(dag_run, states, decisions, xcoms, messages, markers)
 
     def asset_events(self, name: str) -> list[dict[str, Any]]:
         """The `extra` of every Airflow asset event of the Asset called `name`, oldest first."""

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+import re
+
+import pytest
 from insync.core import EventStore
 
 CHAIN = """
@@ -86,6 +90,24 @@ def failing():
 
 failing()
 """
+
+
+def test_each_task_instance_says_what_insync_cost_it(airflow, caplog: pytest.LogCaptureFixture):
+    """The marker cannot time its own push; the log line, written after it, has the whole cost."""
+    path = airflow.write(CHAIN.format(b_version="v1", c_version="v1"))
+    airflow.run(path, "chain")
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="insync.airflow"):
+        second = airflow.run(path, "chain")
+    assert second.decisions == {"a": "skip", "b": "skip", "c": "skip"}
+    before_push = sorted(m["overhead_ms_before_push"] for m in second.markers.values())
+    assert len(before_push) == 3 and before_push[0] > 0
+    assert not any("overhead_ms" in m for m in second.markers.values())
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("insync overhead:")]
+    totals = sorted(float(re.match(r"insync overhead: ([\d.]+) ms", line)[1]) for line in lines)  # type: ignore[index]
+    assert len(totals) == 3
+    # Each whole includes its marker's push, so it exceeds what the marker could say.
+    assert all(total >= part for total, part in zip(totals, before_push, strict=True))
 
 
 def test_failing_task_records_nothing(airflow):
