@@ -32,6 +32,7 @@ ADAPTER_EXPORTS = {
     ],
     "insync.adapters.prefect": [
         "SOURCE_CHANGED_EVENT",
+        "ensure_prefect_api",
         "observation_flow",
         "source_changed_trigger",
         "versioned",

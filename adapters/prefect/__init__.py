@@ -8,6 +8,8 @@
 - `observation_flow({key: observe_fn})`: a deployable flow recording source observations and
   emitting `insync.source.changed` when a data version changes.
 - `source_changed_trigger(*keys)`: the deployment trigger that starts a downstream flow then.
+- `ensure_prefect_api()`: before a script's first flow run, start Prefect's temporary server
+  (when no PREFECT_API_URL is set) with a line saying so, and advice if it times out.
 """
 
 try:
@@ -17,5 +19,12 @@ except ImportError as exc:  # pragma: no cover - exercised without Prefect insta
 
 from ._decorator import versioned
 from ._observe import SOURCE_CHANGED_EVENT, observation_flow, source_changed_trigger
+from ._server import ensure_prefect_api
 
-__all__ = ["SOURCE_CHANGED_EVENT", "observation_flow", "source_changed_trigger", "versioned"]
+__all__ = [
+    "SOURCE_CHANGED_EVENT",
+    "ensure_prefect_api",
+    "observation_flow",
+    "source_changed_trigger",
+    "versioned",
+]

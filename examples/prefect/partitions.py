@@ -5,7 +5,8 @@
     python examples/prefect/partitions.py backfill 2026-11-01 2026-11-05 --workdir /tmp/pp
     python examples/prefect/partitions.py fix 2026-11-03 --workdir /tmp/pp    # rewrite one day
 
-Each command prints the insync decision of every task run (sorted: mapped runs finish in any
+Without PREFECT_API_URL each command starts Prefect's temporary server first (and says so on
+stderr). Each command prints the insync decision of every task run (sorted: mapped runs finish in any
 order), then the flow's value. The store, the day files and Prefect's results live in
 `--workdir`.
 """
@@ -16,11 +17,12 @@ import argparse
 import datetime as dt
 import logging
 import os
+import sys
 from pathlib import Path
 from typing import Any
 
-from insync.adapters.prefect import versioned
-from insync.core import AssetSpec, EventStore, TimeWindowPartitions, observe_file
+from insync.adapters.prefect import ensure_prefect_api, versioned
+from insync.core import AssetSpec, EventStore, InsyncError, TimeWindowPartitions, observe_file
 from prefect import flow, task, unmapped
 
 DAYS = TimeWindowPartitions("daily", start="2026-11-01")
@@ -89,6 +91,10 @@ def main() -> None:
     if args.command == "fix":
         (folder / f"{args.dates[0].isoformat()}.csv").write_text("late order\n")
         return
+    try:
+        ensure_prefect_api()  # a temporary server takes 10-30 s: say so (on stderr), not wait in silence
+    except InsyncError as exc:
+        sys.exit(f"error: {exc}")
     decisions = _Decisions()
     logging.getLogger("prefect.task_runs").addHandler(decisions)
     if args.command == "daily":

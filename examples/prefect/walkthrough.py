@@ -4,7 +4,8 @@
                                                                                 +-> analytics/report
                                       reference/calendar -------------------------+
 
-Run it (a temporary Prefect server starts if PREFECT_API_URL is not set):
+Run it (a temporary Prefect server starts if PREFECT_API_URL is not set; the script says so, and
+what to do if it does not start in time):
 
     python examples/prefect/walkthrough.py run        # observe the CSV, then run the pipeline
     python examples/prefect/walkthrough.py add-order  # append an order to the CSV
@@ -19,12 +20,13 @@ from __future__ import annotations
 import argparse
 import csv
 import os
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from insync.adapters.prefect import observation_flow, source_changed_trigger, versioned
-from insync.core import fingerprint_value, observe_file
+from insync.adapters.prefect import ensure_prefect_api, observation_flow, source_changed_trigger, versioned
+from insync.core import InsyncError, fingerprint_value, observe_file
 from prefect import flow, task
 from prefect.futures import wait
 
@@ -137,6 +139,11 @@ def main() -> None:
     parser.add_argument("--workdir", type=Path, default=Path("insync-walkthrough"))
     args = parser.parse_args()
     workdir = args.workdir.resolve()
+    if args.command in ("run", "serve"):
+        try:
+            ensure_prefect_api()  # a temporary server takes 10-30 s: say so, not wait in silence
+        except InsyncError as exc:
+            sys.exit(f"error: {exc}")
     if args.command == "run":
         result = run_once(workdir)
         for key, state in result["states"].items():

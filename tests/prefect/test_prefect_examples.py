@@ -83,3 +83,30 @@ def test_walkthrough_deployments_point_at_the_example(
     (tmp_path / "orders.csv").write_text(walkthrough.ORDERS)
     assert list(loaded()) == ["raw/orders_csv"]
 
+
+def test_a_temporary_server_that_does_not_start_in_time_says_what_to_do(tmp_path: Path) -> None:
+    """No PREFECT_API_URL: the walkthrough announces Prefect's temporary server, and when it misses
+    its start-up timeout (as on a busy machine) exits with the two ways out, not a traceback."""
+    import os
+    import subprocess
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "INSYNC_"))}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect-home"),
+        PREFECT_SERVER_ANALYTICS_ENABLED="false",
+        PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="1",  # no server starts in 1 s here
+    )
+    done = subprocess.run(
+        [sys.executable, str(EXAMPLE), "run", "--workdir", str(tmp_path / "wt")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "starting Prefect's temporary server" in done.stderr
+    assert "did not answer within 1 s" in done.stderr
+    assert "prefect server start" in done.stderr and "PREFECT_API_URL" in done.stderr
+    assert "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "wt" / ".insync").exists()  # nothing ran
