@@ -13,7 +13,10 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 HERE = Path(__file__).parent
@@ -39,6 +42,25 @@ def _prepare(work: Path) -> Path:
     return dags
 
 
+@contextmanager
+def _saying_still_running(what: str, every: float = 10.0) -> Iterator[None]:
+    """A plain line every `every` seconds while the block runs (a busy machine can take minutes)."""
+    done = threading.Event()
+    started = time.perf_counter()
+
+    def remind() -> None:
+        while not done.wait(every):
+            print(f"  {what}: still running ({time.perf_counter() - started:.0f} s)...", flush=True)
+
+    reminder = threading.Thread(target=remind, daemon=True)
+    reminder.start()
+    try:
+        yield
+    finally:
+        done.set()
+        reminder.join()
+
+
 def _run(dags: Path, label: str) -> list[tuple[str, str, str, object]]:
     from airflow.dag_processing.dagbag import DagBag
     from airflow.models.xcom import XComModel
@@ -47,7 +69,8 @@ def _run(dags: Path, label: str) -> list[tuple[str, str, str, object]]:
 
     dag = DagBag(dag_folder=str(dags / "asset_versioning.py")).get_dag("asset_versioning")
     started = time.perf_counter()
-    dag_run = dag.test()
+    with _saying_still_running(label.split(":")[0]):
+        dag_run = dag.test()
     elapsed = time.perf_counter() - started
     rows = []
     with create_session() as session:
@@ -60,7 +83,7 @@ def _run(dags: Path, label: str) -> list[tuple[str, str, str, object]]:
                 )
             )
         }
-    print(f"\n{label}  ({elapsed:.1f} s)")
+    print(f"\n{label}  ({elapsed:.1f} s)", flush=True)
     print(f"  {'task':<22} {'Airflow state':<14} {'insync':<10} value")
     for task_id in TASKS:
         marker = xcoms.get((task_id, "insync"), {})
@@ -82,9 +105,15 @@ def main(argv: list[str] | None = None) -> list[list[tuple[str, str, str, object
     work = Path(tempfile.mkdtemp(prefix="insync-airflow-walkthrough-"))
     try:
         dags = _prepare(work)
-        from airflow.utils.db import upgradedb
+        # Importing Airflow and migrating its metadata DB take tens of seconds: say so first.
+        print(f"setting up Airflow's metadata database in {work} (first run ~40 s)...", flush=True)
+        started = time.perf_counter()
+        with _saying_still_running("Airflow's metadata database"):
+            from airflow.utils.db import upgradedb
 
-        upgradedb()
+            upgradedb()
+        print(f"Airflow's metadata database is ready ({time.perf_counter() - started:.1f} s)", flush=True)
+        print("running the DAG with dag.test() (the first run in a process takes longest)...", flush=True)
         runs = [_run(dags, "Run 1: first run, nothing recorded yet")]
         runs.append(_run(dags, "Run 2: nothing changed"))
         Path(os.environ["INSYNC_EXAMPLE_NUMBERS_FILE"]).write_text("4\n")
