@@ -7,7 +7,6 @@ tasks do not pay for SQLAlchemy, pendulum or fsspec until something needs them. 
 eagerly: they are small, and every `except` clause names them.
 """
 
-import importlib
 import typing
 
 from .errors import (
@@ -206,7 +205,8 @@ if not typing.TYPE_CHECKING:  # mypy resolves the names from the imports above, 
         module = _HOME.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        # __import__, not importlib.import_module: `python -X importtime` only sees the former.
+        value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
         globals()[name] = value  # later lookups are plain attribute reads
         return value
 

@@ -16,7 +16,6 @@ except ImportError as exc:  # pragma: no cover - exercised in an environment wit
         "insync.adapters.airflow needs Apache Airflow 3: pip install 'insync[airflow]'"
     ) from exc
 
-import importlib
 import typing
 
 if typing.TYPE_CHECKING:
@@ -46,7 +45,8 @@ if not typing.TYPE_CHECKING:  # mypy resolves the names from the imports above
         module = _HOME.get(name)
         if module is None:
             raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(f".{module}", __name__), name)
+        # __import__, not importlib.import_module: `python -X importtime` only sees the former.
+        value = getattr(__import__(f"{__name__}.{module}", fromlist=[name]), name)
         globals()[name] = value
         return value
 
