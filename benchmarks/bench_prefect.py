@@ -1,22 +1,28 @@
-"""Added latency per Prefect task of insync's check + record, against Prefect's default caching.
+"""What insync adds to a Prefect task run: plain `@task` against `@versioned` `@task`, same process.
 
-One flow of N chained tasks (each passes a small dict to the next, so every versioned task has
-one inferred dependency), run against a real Prefect server:
+A flow of N chained tasks (each passes a small dict to the next, so every versioned task has one
+inferred dependency), run against a real `prefect server start`. Every round builds fresh tasks
+and runs each variant's flow twice, in one process, the variants' order alternating from round
+to round so that load on the machine falls on all of them alike:
 
-- `prefect-default`: `@task` as a user writes it (Prefect's DEFAULT cache policy, which keys
-  on the flow run id: it never hits across flow runs);
-- `prefect-inputs`: `@task(cache_policy=INPUTS, persist_result=True)`: Prefect's own
-  cross-run cache, with the result persistence insync uses;
-- `insync-<store>`: `@versioned(key, code_version="v1")` above `@task`, on SQLite and (if
-  reachable) PostgreSQL.
+- `plain`: `@task` as a user writes it (Prefect's DEFAULT cache policy: inputs, task source and
+  flow run id, so its second run executes again);
+- `prefect-inputs`: `@task(cache_policy=INPUTS, persist_result=True)`, Prefect's own cache
+  across flow runs (its second run ends Cached);
+- `insync-<store>`: `@versioned(key, code_version=...)` above `@task`, with fresh asset keys per
+  round, on SQLite and PostgreSQL: the first run executes every task, the second ends Cached.
 
-Each repetition runs a variant's flow twice: first every task executes, then (except for
-prefect-default) every task ends Cached. Also timed in process: the cache-policy check
-(`Step.check` + result-store lookup) and the record, per task run.
+Each round also runs an empty flow: a flow run's fixed cost (creating it on the server) is
+subtracted, so "ms per task" is what one more task run costs. Wall time and this process's
+CPU time (`time.process_time`, all its threads) are both reported; per task, median over rounds.
+Prefect logs at INFO to its API as in a deployment (the console handler is quieted), so the
+adapter's one decision line per task is counted.
 
-    python benchmarks/bench_prefect.py [--tasks 50] [--runs 5] [--postgres ADMIN_URL]
-    python benchmarks/bench_prefect.py --backfill 365
+    python -m benchmarks.bench_prefect [--tasks 30] [--rounds 7] [--code-version v1]
+        [--postgres ADMIN_URL] [--profile insync-sqlite]
+    python -m benchmarks.bench_prefect --backfill 365
 
+`--profile VARIANT` prints cProfile's top functions for that variant's runs (after the table).
 `--backfill N`: a flow mapping one daily-partitioned versioned task over N days
 (`partition="day"`, each day reading its partition of an observed source), run once, then
 again after one day's source changed, then with nothing changed; against the same flow of
@@ -28,7 +34,10 @@ Starts `prefect server start` on 127.0.0.1 under a temp dir unless PREFECT_API_U
 from __future__ import annotations
 
 import argparse
+import cProfile
+import io
 import os
+import pstats
 import shutil
 import socket
 import statistics
@@ -39,10 +48,15 @@ import time
 import urllib.request
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 HOME = Path(tempfile.mkdtemp(prefix="insync-bench-prefect-"))
+
+
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def _free_port() -> int:
@@ -65,9 +79,10 @@ def prefect_server() -> Iterator[None]:
         "PREFECT_SERVER_MEMO_STORE_PATH": str(HOME / "memo_store.toml"),
         "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{HOME / 'prefect.db'}",
         "PREFECT_LOCAL_STORAGE_PATH": str(HOME / "results"),
-        "PREFECT_LOGGING_LEVEL": "WARNING",
     }
     os.environ.update(env)
+    _progress(f"starting `prefect server start` on port {port} (15-70 s on a busy machine)...")
+    started = time.monotonic()
     with (HOME / "server.log").open("wb") as log:
         server = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
@@ -76,19 +91,40 @@ def prefect_server() -> Iterator[None]:
             env={**os.environ, **env},
         )
         try:
-            deadline = time.monotonic() + 120
+            deadline = time.monotonic() + 180
             while True:
                 try:
                     with urllib.request.urlopen(env["PREFECT_API_URL"] + "/health", timeout=1):
                         break
                 except OSError:
                     if server.poll() is not None or time.monotonic() > deadline:
-                        raise RuntimeError("Prefect server did not start") from None
+                        raise RuntimeError(
+                            "Prefect server did not start: " + (HOME / "server.log").read_text()[-2000:]
+                        ) from None
                     time.sleep(0.3)
+            _progress(f"Prefect server up after {time.monotonic() - started:.0f} s")
             yield
         finally:
             server.terminate()
             server.wait(timeout=30)
+
+
+@contextmanager
+def quiet_prefect() -> Iterator[None]:
+    """No flow heartbeat thread (joined at each flow run's end), no console log lines; logs still
+    reach the API at INFO, as in a deployment."""
+    import logging
+
+    import prefect.main  # noqa: F401  # configures Prefect's logging, as `from prefect import flow` does
+    from prefect.logging.handlers import PrefectConsoleHandler
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        # Prefect configured logging when imported: its console handler sits on the root logger.
+        for handler in logging.getLogger().handlers:
+            if isinstance(handler, PrefectConsoleHandler):
+                handler.setLevel(logging.WARNING)
+        yield
 
 
 def _step(i: int) -> Callable[[dict[str, int]], dict[str, int]]:
@@ -99,12 +135,12 @@ def _step(i: int) -> Callable[[dict[str, int]], dict[str, int]]:
     return compute
 
 
-def _chain(name: str, tasks: list[Any], rep: int) -> Any:
+def _chain(name: str, tasks: list[Any], seed: int) -> Any:
     from prefect import flow
 
     def chain() -> dict[str, int]:
-        # Distinct inputs per repetition: Prefect's INPUTS policy keys on nothing else.
-        value = {"i": -1, "sum": rep * 1_000_003}
+        # Distinct inputs per round: Prefect's INPUTS policy keys on nothing else.
+        value = {"i": -1, "sum": seed * 1_000_003}
         for t in tasks:
             value = t(value)
         return value
@@ -112,34 +148,57 @@ def _chain(name: str, tasks: list[Any], rep: int) -> Any:
     return flow(chain, name=f"bench-{name}")
 
 
-def build_flows(n: int, store_urls: dict[str, str], rep: int) -> dict[str, Any]:
-    """The variants' flows; insync assets get fresh keys per repetition (so run 1 executes)."""
+def build_flows(
+    n: int, stores: dict[str, str], code_version: str, seed: int, fresh_keys: bool = False
+) -> dict[str, Any]:
+    """Each variant's flow, with fresh tasks. The chain's input changes every round, so every
+    task of run 1 executes; insync's assets keep their keys (registered once: the everyday path)
+    unless `fresh_keys` (each round is then the first run ever of new assets)."""
     from insync.adapters.prefect import versioned
     from prefect import task
     from prefect.cache_policies import INPUTS
 
     flows = {
-        "prefect-default": _chain("default", [task(_step(i)) for i in range(n)], rep),
+        "plain": _chain("plain", [task(_step(i)) for i in range(n)], seed),
         "prefect-inputs": _chain(
-            "inputs", [task(_step(i), cache_policy=INPUTS, persist_result=True) for i in range(n)], rep
+            "inputs", [task(_step(i), cache_policy=INPUTS, persist_result=True) for i in range(n)], seed
         ),
     }
-    for store, url in store_urls.items():
+    prefix = f"bench/r{seed}" if fresh_keys else "bench/chain"
+    for store, url in stores.items():
         flows[f"insync-{store}"] = _chain(
             f"insync-{store}",
             [
-                versioned(f"bench/r{rep}/step_{i}", code_version="v1", store=url)(task(_step(i)))
+                versioned(f"{prefix}/step_{i}", code_version=code_version, store=url)(task(_step(i)))
                 for i in range(n)
             ],
-            rep,
+            seed,
         )
     return flows
 
 
-def timed(fn: Callable[[], Any]) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
+@dataclass
+class Timings:
+    """Per variant and run ("first", "again"): wall and CPU seconds of each round's flow."""
+
+    wall: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+    cpu: dict[tuple[str, str], list[float]] = field(default_factory=dict)
+
+    def add(self, variant: str, run: str, wall: float, cpu: float) -> None:
+        self.wall.setdefault((variant, run), []).append(wall)
+        self.cpu.setdefault((variant, run), []).append(cpu)
+
+
+def _timed(fn: Callable[[], Any], profiler: cProfile.Profile | None = None) -> tuple[float, float]:
+    wall, cpu = time.perf_counter(), time.process_time()
+    if profiler is not None:
+        profiler.enable()
+    try:
+        fn()
+    finally:
+        if profiler is not None:
+            profiler.disable()
+    return time.perf_counter() - wall, time.process_time() - cpu
 
 
 def instrument() -> dict[str, list[float]]:
@@ -187,8 +246,13 @@ def _postgres_url(admin_url: str) -> str | None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="insync Prefect adapter overhead per task")
-    parser.add_argument("--tasks", type=int, default=50)
-    parser.add_argument("--runs", type=int, default=5, help="repetitions per variant")
+    parser.add_argument("--tasks", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds of every variant")
+    parser.add_argument("--code-version", default="v1", help="code_version of the versioned tasks")
+    parser.add_argument("--profile", default="", help="a variant to profile with cProfile")
+    parser.add_argument(
+        "--fresh-keys", action="store_true", help="new asset keys each round: first runs ever (registration)"
+    )
     parser.add_argument("--backfill", type=int, default=0, help="days: run the backfill benchmark")
     parser.add_argument(
         "--postgres",
@@ -197,24 +261,14 @@ def main() -> None:
     )
     args = parser.parse_args()
     stores = {"sqlite": f"sqlite:///{HOME / 'store' / 'insync.db'}"}
-    if args.backfill:
-        try:
-            with prefect_server():
-                from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-                with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-                    backfill_report(args.backfill, stores["sqlite"])
-        finally:
-            shutil.rmtree(HOME, ignore_errors=True)
-        return
-    if args.postgres and (url := _postgres_url(args.postgres)):
-        stores["postgres"] = url
     try:
-        with prefect_server():
-            from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-
-            with temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-                report(args.tasks, args.runs, stores)
+        if not args.backfill and args.postgres and (url := _postgres_url(args.postgres)):
+            stores["postgres"] = url
+        with prefect_server(), quiet_prefect():
+            if args.backfill:
+                backfill_report(args.backfill, stores["sqlite"])
+            else:
+                report(args.tasks, args.rounds, stores, args.code_version, args.profile, args.fresh_keys)
     finally:
         shutil.rmtree(HOME, ignore_errors=True)
 
@@ -224,43 +278,104 @@ def _ms(values: list[float], q: float) -> str:
     return f"{ordered[min(len(ordered) - 1, int(len(ordered) * q))] * 1000:.2f}"
 
 
-def report(n: int, runs: int, stores: dict[str, str]) -> None:
-    import logging
+def _load() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
+
+def report(
+    n: int, rounds: int, stores: dict[str, str], code_version: str, profile: str, fresh_keys: bool
+) -> None:
     from insync.adapters.prefect import _runtime
+    from prefect import flow
 
-    logging.getLogger("prefect").setLevel(logging.WARNING)
-    timed(build_flows(n, stores, -1)["prefect-default"])  # warm-up: imports, client
+    def empty() -> None:
+        return None
+
+    empty_flow = flow(empty, name="bench-empty")
+    _progress("warm-up: imports, the API client, each store's schema...")
+    for seed in (-1, -2):  # twice: the first flow run of a process pays one-time imports
+        for flow_obj in build_flows(n, stores, code_version, seed, fresh_keys).values():
+            flow_obj()
+    empty_flow()
     for url in stores.values():
-        _runtime.open_store(url)  # schema creation is once per store, not per task
+        _runtime.open_store(url)
     samples = instrument()
-    execute: dict[str, list[float]] = {}
-    cached: dict[str, list[float]] = {}
+    timings = Timings()
     inside: dict[str, dict[str, list[float]]] = {}
-    for rep in range(runs):  # interleaved, so load changes on the machine hit every variant
-        for name, flow_obj in build_flows(n, stores, rep).items():
+    profiler = cProfile.Profile() if profile else None
+    loads = [_load()]
+    for seed in range(rounds):  # interleaved, so load changes on the machine hit every variant
+        flows = build_flows(n, stores, code_version, seed, fresh_keys)
+        order = list(flows) if seed % 2 == 0 else list(reversed(flows))
+        _progress(f"round {seed + 1}/{rounds}: {', '.join(order)} (load {_load()})")
+        timings.add("empty", "first", *_timed(empty_flow))
+        for name in order:
             before = {k: len(v) for k, v in samples.items()}
-            execute.setdefault(name, []).append(timed(flow_obj))
-            if name != "prefect-default":  # its DEFAULT policy never hits across flow runs
-                cached.setdefault(name, []).append(timed(flow_obj))
+            prof = profiler if name == profile else None
+            timings.add(name, "first", *_timed(flows[name], prof))
+            timings.add(name, "again", *_timed(flows[name], prof))
             got = inside.setdefault(name, {k: [] for k in samples})
             for k in samples:
                 got[k] += samples[k][before[k] :]
+        timings.add("empty", "again", *_timed(empty_flow))
+        loads.append(_load())
+    print_report(n, rounds, stores, code_version, timings, inside, loads, fresh_keys)
+    if profiler is not None:
+        out = io.StringIO()
+        pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(45)
+        print(f"\ncProfile of {profile}, {rounds} rounds x 2 runs:\n\n```\n{out.getvalue()}```")
 
-    def per_task(values: list[float] | None) -> str:
-        return f"{statistics.median(values) / n * 1000:.1f}" if values else "-"
 
+def print_report(
+    n: int,
+    rounds: int,
+    stores: dict[str, str],
+    code_version: str,
+    timings: Timings,
+    inside: dict[str, dict[str, list[float]]],
+    loads: list[str],
+    fresh_keys: bool,
+) -> None:
+    def per_task(table: dict[tuple[str, str], list[float]], variant: str, run: str) -> list[float]:
+        # Each round's flow minus that round's empty flow, per task, in ms.
+        fixed = statistics.median(table[("empty", "first")] + table[("empty", "again")])
+        return [(t - fixed) / n * 1000 for t in table[(variant, run)]]
+
+    def cell(variant: str, run: str) -> str:
+        wall = statistics.median(per_task(timings.wall, variant, run))
+        cpu = statistics.median(per_task(timings.cpu, variant, run))
+        if variant == "plain":
+            return f"{wall:.1f} / {cpu:.1f}"
+        base_wall = statistics.median(per_task(timings.wall, "plain", run))
+        base_cpu = statistics.median(per_task(timings.cpu, "plain", run))
+        return f"{wall:.1f} / {cpu:.1f} ({wall / base_wall - 1:+.0%} / {cpu / base_cpu - 1:+.0%})"
+
+    empty = timings.wall[("empty", "first")] + timings.wall[("empty", "again")]
     print(
-        f"A flow of {n} chained tasks, run against a real Prefect server; median of {runs} "
-        f"repetitions per variant, interleaved. First run: every task executes (insync: "
-        f"fresh asset keys). Second run: the same flow again (Cached where the policy hits).\n"
+        f"A flow of {n} chained tasks against a real Prefect server, {rounds} interleaved rounds in "
+        f"one process; versioned tasks: code_version={code_version!r}, "
+        f"{'new asset keys each round (first runs ever)' if fresh_keys else 'registered asset keys'}. "
+        f"ms per task = (flow - empty "
+        f"flow) / {n}, median over rounds, wall / CPU of this process; in brackets: against "
+        f"`plain` on the same run. An empty flow run took {statistics.median(empty) * 1000:.0f} ms. "
+        f"Load average (1/5/15 min) before and after each round: {', '.join(loads)}.\n"
     )
-    print("| variant | first run, ms/task | second run, ms/task |")
+    print("| variant | first run (all execute), ms/task | second run, ms/task |")
     print("|---|---:|---:|")
-    for name in execute:
-        print(f"| {name} | {per_task(execute[name])} | {per_task(cached.get(name))} |")
-    print("\nInside each insync task run (what the adapter adds, timed in process):\n")
-    print("| store | check median / p90 ms | record median / p90 ms |")
+    labels = {"plain": "executes again", "prefect-inputs": "Cached"}
+    for variant in ["plain", "prefect-inputs", *(f"insync-{s}" for s in stores)]:
+        again = labels.get(variant, "Cached")
+        print(f"| {variant} | {cell(variant, 'first')} | {cell(variant, 'again')} {again} |")
+    print("\nPer round, insync's wall time per task against plain's (first run / second run):\n")
+    for store in stores:
+        ratios = []
+        for run in ("first", "again"):
+            mine = per_task(timings.wall, f"insync-{store}", run)
+            base = per_task(timings.wall, "plain", run)
+            ratios.append(" ".join(f"{m / b:.2f}" for m, b in zip(mine, base, strict=True)))
+        print(f"- {store}: {ratios[0]} / {ratios[1]}")
+    print("\nInside each insync task run (timed in process), median / p90 ms:\n")
+    print("| store | check | record |")
     print("|---|---:|---:|")
     for store in stores:
         got = inside[f"insync-{store}"]
@@ -269,10 +384,9 @@ def report(n: int, runs: int, stores: dict[str, str]) -> None:
             f"{_ms(got['record'], 0.5)} / {_ms(got['record'], 0.9)} |"
         )
     print(
-        "\ncheck = Step.check (status + input snapshot) + cache key + result-store lookup at "
-        "task-run start, on both runs; record = Step.record after the function returned (first "
-        "run). prefect-default = `@task`; prefect-inputs = `@task(cache_policy=INPUTS, "
-        "persist_result=True)`, Prefect's own cross-run cache."
+        "\ncheck = the cache policy's Step.check (status + input snapshot) + cache key + "
+        "result-store lookup, on both runs; record = Step.record after the function returned "
+        "(first run)."
     )
 
 
@@ -283,13 +397,11 @@ def _day_total(day: Any) -> dict[str, Any]:
 def backfill_report(days: int, store_url: str) -> None:
     """Time a backfill of `days` daily partitions with `.map()`, insync vs plain tasks."""
     import datetime as dt
-    import logging
 
     from insync.adapters.prefect import _runtime, versioned
     from insync.core import AssetSpec, DataVersion, TimeWindowPartitions
     from prefect import flow, task
 
-    logging.getLogger("prefect").setLevel(logging.WARNING)
     window = TimeWindowPartitions("daily", start="2025-01-01")
     dates = [dt.date(2025, 1, 1) + dt.timedelta(days=k) for k in range(days)]
     store = _runtime.open_store(store_url)
@@ -313,21 +425,28 @@ def backfill_report(days: int, store_url: str) -> None:
         store=store_url,
     )(task(_day_total, name="versioned_day"))
     insync = backfill_of(versioned_task, "bench-backfill-insync")
-    timed(lambda: backfill_of(task(_day_total, name="warm"), "bench-warm")(dates[:3]))
+    _timed(lambda: backfill_of(task(_day_total, name="warm"), "bench-warm")(dates[:3]))
     samples = instrument()
-    plain_runs = [timed(lambda: plain(dates)) for _ in range(2)]
-    first = timed(lambda: insync(dates))
+    loads = [_load()]
+    _progress("plain backfill, twice...")
+    plain_runs = [_timed(lambda: plain(dates))[0] for _ in range(2)]
+    _progress("insync backfill: first pass, one day changed, nothing changed...")
+    first = _timed(lambda: insync(dates))[0]
     changed = dates[days // 2]
     store.record_observation("bench/raw", DataVersion(f"fixed-{changed}"), partition=changed.isoformat())
     before = len(samples["check"])
-    one_changed = timed(lambda: insync(dates))
+    one_changed = _timed(lambda: insync(dates))[0]
     checks_changed = samples["check"][before:]
     before = len(samples["check"])
-    unchanged = timed(lambda: insync(dates))
+    unchanged = _timed(lambda: insync(dates))[0]
     checks_unchanged = samples["check"][before:]
+    loads.append(_load())
     assert store.status("bench/daily", partition=changed.isoformat()).is_fresh
     assert len(store.history("bench/daily", partition=changed.isoformat())) == 2
-    print(f"A backfill of {days} daily partitions (`.map()` over one task), against a real Prefect server.\n")
+    print(
+        f"A backfill of {days} daily partitions (`.map()` over one task), against a real Prefect "
+        f"server. Load average before / after: {' / '.join(loads)}.\n"
+    )
     print("| run | seconds | ms per day |")
     print("|---|---:|---:|")
     rows = [
