@@ -45,8 +45,8 @@ class DbtLauncher:
         argv = [sys.executable, "-m", "insync.adapters.dbt", "build", "--project-dir", request.owner.target]
         if options.get("profiles_dir"):
             argv += ["--profiles-dir", options["profiles_dir"]]
-        if options.get("target"):
-            argv += ["--target", options["target"]]
+        if options.get("dbt_target"):
+            argv += ["--target", options["dbt_target"]]
         if request.items:
             argv += ["--select", *request.items]
         return [*argv, *self.args]

@@ -245,7 +245,7 @@ class DbtProject:
         if profiles := _value_of(args.project, "--profiles-dir"):
             options["profiles_dir"] = os.path.abspath(profiles)
         if target := _value_of(args.project, "--target"):
-            options["target"] = target
+            options["dbt_target"] = target  # "target" is the owner's own (the project dir)
         return owner_metadata("dbt", os.path.abspath(args.project_dir), asset.name, **options)
 
     def _observe_and_check(self, ctx: _Context, *, observe: bool) -> None:
