@@ -30,7 +30,7 @@ def _free_port() -> int:
 
 def healthy(api_url: str) -> bool:
     try:
-        with urllib.request.urlopen(f"{api_url}/health", timeout=0.5) as response:
+        with urllib.request.urlopen(f"{api_url}/health", timeout=5) as response:  # busy: slow
             return bool(response.status == 200)
     except OSError:
         return False
