@@ -68,7 +68,7 @@ def run_example(prefect_api_url: str, tmp_path: Path) -> Any:
             argv += ["--database-url", database_url]
         env = {**framework_free_env(), "PREFECT_API_URL": prefect_api_url, "COLUMNS": "150"}
         started = time.perf_counter()
-        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=240)
+        done = subprocess.run(argv, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=600)
         seconds = time.perf_counter() - started
         assert done.returncode == 0, f"run.py failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
         store_url = database_url or f"sqlite:///{workdir / 'insync' / 'insync.db'}"
