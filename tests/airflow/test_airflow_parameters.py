@@ -44,7 +44,9 @@ def test_a_daily_task_reading_its_date_runs_for_each_new_date(airflow):
     nextday = airflow.run(path, "daily", logical_date="2026-12-02")
     assert nextday.decisions == {"report": "run", "export": "run"}
     assert nextday.xcoms == {"report": "report for 2026-12-02", "export": "exported 2026-12-02"}
-    assert nextday.messages["report"] == "run daily/report: Unsynced, daily/report has new parameter values: ds"
+    assert nextday.messages["report"] == (
+        "run daily/report: Unsynced, daily/report has new parameter values: ds"
+    )
     assert nextday.messages["export"] == (
         "run daily/export: Unsynced, daily/export has new parameter values: bash_command"
     )
