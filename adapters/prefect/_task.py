@@ -179,10 +179,18 @@ class InsyncCachePolicy(CachePolicy):
             emit_task_lineage(step, task_ctx=task_ctx)
         result_store = task_ctx.result_store
         fresh_key = cache_key(binding.key, code_version, decision.inputs, step.partition, step.parameters)
+        # Without a lock manager a run's record is also named after its run id: a skip then finds
+        # the record of the run it reuses (FRESH: same versions, and the status names that run)
+        # without reading the event's metadata. With one, racing runs must share the key.
+        serialized = result_store.lock_manager is not None
         if decision.skip:
-            latest = store.history(binding.key, limit=1, kind="materialization", partition=step.partition)
-            recorded = latest[0].metadata.get(CACHE_KEY_FIELD) if latest else None
-            key = recorded if isinstance(recorded, str) else fresh_key
+            key = _run_key(fresh_key, decision.status.last_run_id)
+            if serialized or not result_store.exists(key):
+                # Recorded under another name (a lock manager, an earlier insync, a retried
+                # key): the materialization's metadata says which.
+                latest = store.history(binding.key, limit=1, kind="materialization", partition=step.partition)
+                recorded = latest[0].metadata.get(CACHE_KEY_FIELD) if latest else None
+                key = recorded if isinstance(recorded, str) else fresh_key
             if binding.cache is not None:
                 if not result_store.exists(key):
                     # The value lives in the insync value cache only (materialized elsewhere,
@@ -192,10 +200,10 @@ class InsyncCachePolicy(CachePolicy):
                 # The pending entry outlives a Cached run; it must not pin a large value.
                 step.decision = replace(decision, value=NO_VALUE)
         else:
-            key = fresh_key
+            key = fresh_key if serialized else _run_key(fresh_key, step.run_id)
             # A racing run that holds the key's lock is writing this very result (the value is
             # persisted before its commit): keep the key, wait on the lock, and end Cached.
-            in_flight = result_store.lock_manager is not None and result_store.is_locked(key)
+            in_flight = serialized and result_store.is_locked(key)
             if not refresh and not in_flight and result_store.exists(key):
                 # An older record under this key (a reverted code version, a forced re-run)
                 # would make Prefect report Cached although insync decided to run.
@@ -204,6 +212,10 @@ class InsyncCachePolicy(CachePolicy):
         # the wrapper records the new materialization.
         _PENDING.put(task_run.id, _Pending(step, key))
         return key
+
+
+def _run_key(fresh_key: str, run_id: str | None) -> str:
+    return f"{fresh_key}-{run_id}" if run_id else fresh_key
 
 
 def _persist_error(task_name: str, key: AssetKey, value: Any, exc: Exception) -> SerializationError:
