@@ -43,7 +43,8 @@ def ensure_prefect_api(out: TextIO | None = None) -> str:
     stream = out if out is not None else sys.stderr
     timeout = PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS.value()
     print(
-        f"starting Prefect's temporary server (no PREFECT_API_URL; takes 10-30 s, up to {timeout} s)...",
+        f"starting Prefect's temporary server (no PREFECT_API_URL set; 10-30 s, Prefect gives up after "
+        f"{timeout} s)...",
         file=stream,
         flush=True,
     )
