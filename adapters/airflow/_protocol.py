@@ -5,7 +5,7 @@ task skips its downstream tasks before they can run their own check, so an unsyn
 would be hidden. Changing downstream trigger rules instead would also change what the DAG
 author's own branches and short-circuits do. So an in-sync task ends SUCCESS without running the
 user's code; it returns the cached value (so downstream XCom consumers get it), logs
-``skip <key>: FRESH``, pushes the XCom ``insync`` marker (``{"decision": "skip", ...}``, visible
+``skip <key>: Synced``, pushes the XCom ``insync`` marker (``{"decision": "skip", ...}``, visible
 in the task instance's XCom tab) and emits *no* asset event for its outlets: nothing changed, so
 Airflow's asset-aware scheduling is not triggered.
 
