@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -483,24 +482,26 @@ def test_closures_nested_scopes_and_module_location(project: Load) -> None:
     assert analyze_code(module.make(2)).unresolved == ()
 
 
-def test_a_module_of_twenty_helpers_hashes_in_well_under_20_ms(project: Load) -> None:
-    helpers = ["LIMIT = 10", "NAMES = ('a', 'b')", "TABLE = {'x': [1, 2, 3], 'y': {'z': 1.5}}"]
-    for i in range(20):
-        call = f"helper_{i + 1}(x)" if i < 19 else "x"
-        helpers.append(
-            f"\n\ndef helper_{i}(x, scale={i}):\n"
-            f'    """Helper {i}."""\n'
-            "    values = [v * scale for v in range(LIMIT) if v not in NAMES]\n"
-            "    total = sum(values) + len(TABLE)\n"
-            "    for key, value in TABLE.items():\n"
-            "        total += len(key)\n"
-            f"    return {call} + total\n"
-        )
-    source = "\n".join(helpers) + "\n\ndef compute(x):\n    return helper_0(x)\n"
-    timings = []
-    for _ in range(3):  # the best of three first (uncached) analyses of fresh modules
-        compute = project(source).compute
-        start = time.process_time()  # this process's CPU time: other processes do not count
-        analyze_code(compute)
-        timings.append(time.process_time() - start)
-    assert min(timings) < 0.020, timings
+def test_a_chain_of_twenty_helpers_is_followed_to_its_last_link(project: Load) -> None:
+    # Speed is not asserted here (no timing asserts in tests); what is followed is.
+    def source(last_body: str) -> str:
+        helpers = ["LIMIT = 10", "NAMES = ('a', 'b')", "TABLE = {'x': [1, 2, 3], 'y': {'z': 1.5}}"]
+        for i in range(20):
+            call = f"helper_{i + 1}(x)" if i < 19 else last_body
+            helpers.append(
+                f"\n\ndef helper_{i}(x, scale={i}):\n"
+                f'    """Helper {i}."""\n'
+                "    values = [v * scale for v in range(LIMIT) if v not in NAMES]\n"
+                "    total = sum(values) + len(TABLE)\n"
+                "    for key, value in TABLE.items():\n"
+                "        total += len(key)\n"
+                f"    return {call} + total\n"
+            )
+        return "\n".join(helpers) + "\n\ndef compute(x):\n    return helper_0(x)\n"
+
+    first = project(source("x")).compute
+    same = project(source("x")).compute
+    edited_last_link = project(source("x * 2")).compute
+    assert code_version_of(first) == code_version_of(same)
+    assert code_version_of(edited_last_link) != code_version_of(first)
+    assert analyze_code(first).unresolved == ()
