@@ -32,7 +32,7 @@ from insync.core import (
     Step,
     resolve_code_version,
 )
-from insync.core.automation import owner_metadata
+from insync.core._owners import owner_metadata
 
 from ._inputs import code_analysis, partition_of, task_inputs
 from ._keys import VersionSettings, asset_key_for, deps_for, opened_store, value_cache

@@ -28,7 +28,7 @@ from insync.core import (
     decision_line,
     fingerprint_value,
 )
-from insync.core.automation import owner_metadata
+from insync.core._owners import owner_metadata
 
 from ._compile import CACHE_FILE, CompiledCache, compiled_nodes
 from ._lineage import emit_build_lineage

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar
 from uuid import UUID
 
 from insync.core import AssetKey, EventStore, ValueCache, resolve_settings
-from insync.core.automation import owner_metadata
+from insync.core._owners import owner_metadata
 from prefect.context import FlowRunContext
 
 if TYPE_CHECKING:
