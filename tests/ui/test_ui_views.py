@@ -34,8 +34,15 @@ def box_of(page: Page, selector: str) -> dict[str, float]:
     return box
 
 
-def boxes(page: Page, selector: str) -> list[dict[str, float]]:
-    return [b for b in (one.bounding_box() for one in page.locator(selector).all()) if b is not None]
+def boxes(page: Page, selector: str, count: int | None = None) -> list[dict[str, float]]:
+    """The drawn boxes; with `count`, wait (up to 10 s) until that many are drawn: a redraw after a
+    filter replaces the nodes, and a node not yet laid out has no box."""
+    for _ in range(100):
+        shown = [b for b in (one.bounding_box() for one in page.locator(selector).all()) if b is not None]
+        if count is None or len(shown) == count:
+            break
+        page.wait_for_timeout(100)
+    return shown
 
 
 def inside(inner: dict[str, float], outer: dict[str, float]) -> bool:
@@ -171,7 +178,7 @@ def test_a_filter_refits_the_view_and_closes_a_hidden_assets_panel(seeded: Serve
     expect(page.locator("#nodes .node")).to_have_count(4)
     expect(page.locator("#panel")).to_be_hidden()  # staging/customers is Unsynced: filtered out
     canvas = box_of(page, "svg#graph")
-    shown = boxes(page, "#nodes .node .box")
+    shown = boxes(page, "#nodes .node .box", count=4)
     assert len(shown) == 4 and all(inside(b, canvas) for b in shown), (shown, canvas)
 
     # An asset the filter keeps keeps its panel.
