@@ -9,6 +9,9 @@ failing emission only logs a warning (once per process): lineage never fails a s
 Adapters describe each decision as a `StepLineage` (from `Step`'s decision and event, or from
 dbt's plan), and either emit insync's own START/COMPLETE pair (`emit_step`) or hand the facets to
 a framework that already emits OpenLineage (`facets_json`, and the helpers in `_lineage_client`).
+A step decided "run" whose code then failed emits START/FAIL instead (`failed=`): a failed run
+records nothing, so its output carries no version, and the error is the standard
+`errorMessage` run facet.
 """
 
 from __future__ import annotations
@@ -197,17 +200,23 @@ def emit_step(
     run_id: str | None = None,
     started: pendulum.DateTime | None = None,
     job_namespace_: str | None = None,
+    failed: BaseException | str | None = None,
 ) -> None:
     """Emit insync's own START and COMPLETE events for one decision, if OpenLineage is on.
 
     The output dataset is the asset (namespace `insync`, name = key) with the standard
     `DatasetVersionDatasetFacet` and insync's facet; inputs are its provenance, each with its
     version. `run_id`: a UUID naming the run (default: a new one). Never raises.
+
+    `failed`: the step ran and failed with this exception (or error message): START and FAIL
+    instead, the FAIL with the `errorMessage` run facet. Nothing was recorded, so the output
+    dataset has neither facet, and insync's facet is on the run only (decision "run", its
+    `dataVersion` the asset's unchanged one: `NULL` if it never had one).
     """
     if not lineage_enabled():
         return
     emit_steps([lineage], job_names=[job_name], run_ids=[run_id], started=started,
-               job_namespace_=job_namespace_)
+               job_namespace_=job_namespace_, failures=[failed])
 
 
 def emit_steps(
@@ -217,8 +226,10 @@ def emit_steps(
     run_ids: Sequence[str | None] | None = None,
     started: pendulum.DateTime | None = None,
     job_namespace_: str | None = None,
+    failures: Sequence[BaseException | str | None] | None = None,
 ) -> None:
-    """`emit_step` for many decisions through one client (dbt emits a build's nodes at once)."""
+    """`emit_step` for many decisions through one client (dbt emits a build's nodes at once);
+    `failures`: each one's `failed` (default: none failed)."""
     if not lineage_enabled() or not lineages:
         return
     from . import _lineage_client
@@ -229,4 +240,5 @@ def emit_steps(
         run_ids=run_ids or [None] * len(lineages),
         started=started,
         namespace=job_namespace_ or job_namespace(),
+        failures=failures or [None] * len(lineages),
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 import logging
 import threading
 import time
+import traceback
 from collections.abc import Sequence
+from dataclasses import replace
 from importlib import metadata
 from typing import Any
 
@@ -17,7 +19,7 @@ import attr
 import pendulum
 from openlineage.client import OpenLineageClient
 from openlineage.client.event_v2 import InputDataset, Job, OutputDataset, Run, RunEvent, RunState
-from openlineage.client.facet_v2 import DatasetFacet, RunFacet, dataset_version_dataset
+from openlineage.client.facet_v2 import DatasetFacet, RunFacet, dataset_version_dataset, error_message_run
 from openlineage.client.uuid import generate_new_uuid
 
 from ._lineage import DATASET_NAMESPACE, FACET_NAME, FACET_SCHEMA, StepLineage, facet_body
@@ -27,6 +29,7 @@ __all__ = [
     "InsyncRunFacet",
     "dataset_facets",
     "emit_pairs",
+    "error_facets",
     "input_datasets",
     "output_dataset",
     "producer",
@@ -107,6 +110,18 @@ def output_dataset(lineage: StepLineage) -> OutputDataset:
     return OutputDataset(namespace=DATASET_NAMESPACE, name=lineage.key, facets=dataset_facets(lineage))
 
 
+def error_facets(failed: BaseException | str) -> dict[str, RunFacet]:
+    """`{"errorMessage": ErrorMessageRunFacet}`: the exception's type and text, and its traceback
+    (an error message alone, as dbt reports one, has none)."""
+    if isinstance(failed, BaseException):
+        message = f"{type(failed).__name__}: {failed}"
+        trace: str | None = "".join(traceback.format_exception(failed))
+    else:
+        message, trace = failed, None
+    return {"errorMessage": error_message_run.ErrorMessageRunFacet(
+        message=message, programmingLanguage="python", stackTrace=trace, producer=producer())}
+
+
 def input_datasets(lineage: StepLineage) -> list[InputDataset]:
     """The provenance as input datasets, each with the version the step read (once per asset;
     the partitions read are listed in insync's facet)."""
@@ -171,19 +186,31 @@ def emit_pairs(
     run_ids: Sequence[str | None],
     started: pendulum.DateTime | None,
     namespace: str,
+    failures: Sequence[BaseException | str | None],
 ) -> None:
-    """A START and a COMPLETE event per decision (a skip too: the run happened, and reused)."""
+    """A START and a COMPLETE event per decision (a skip too: the run happened, and reused);
+    START and FAIL for a decision whose `failures` entry is not None (see `emit_step`)."""
     now = pendulum.now("UTC")
-    for lineage, job_name, run_id in zip(lineages, job_names, run_ids, strict=True):
+    for lineage, job_name, run_id, failed in zip(lineages, job_names, run_ids, failures, strict=True):
         try:
-            run = Run(runId=run_id or str(generate_new_uuid()), facets=run_facets(lineage))
+            end: RunState = RunState.COMPLETE
+            end_facets: dict[str, RunFacet] = {}
+            if failed is None:
+                outputs = [output_dataset(lineage)]
+            else:
+                # It ran (even a skip whose value was gone) and recorded nothing: no version.
+                lineage = replace(lineage, skip=False)
+                outputs = [OutputDataset(namespace=DATASET_NAMESPACE, name=lineage.key)]
+                end, end_facets = RunState.FAIL, error_facets(failed)
+            facets = run_facets(lineage)
+            uuid = run_id or str(generate_new_uuid())
             job = Job(namespace=namespace, name=job_name)
             inputs = input_datasets(lineage)
-            outputs = [output_dataset(lineage)]
         except Exception as exc:  # a malformed value must not fail the step either
             emit_failed(exc)
             continue
-        for state, at in ((RunState.START, started or now), (RunState.COMPLETE, now)):
+        for state, at, extra in ((RunState.START, started or now, {}), (end, now, end_facets)):
+            run = Run(runId=uuid, facets={**facets, **extra})
             if not emit(RunEvent(eventType=state, eventTime=at.isoformat(), run=run, job=job,
                                  inputs=inputs, outputs=outputs, producer=producer())):
                 return

@@ -73,6 +73,7 @@ def test_off_by_default_imports_no_openlineage(tmp_path: Path) -> None:
         store = EventStore("sqlite:///{tmp_path}/s.db")
         step = Step(store, AssetSpec("a", code_version="v1"))
         emit_step(step_lineage(step.check(), step.record()), job_name="a")
+        emit_step(step_lineage(step.check()), job_name="a", failed=RuntimeError("boom"))
         assert not lineage_enabled()
         print(sorted(m for m in sys.modules if m.startswith("openlineage")))
         """
@@ -123,6 +124,62 @@ def test_a_cause_tree_is_valid_against_the_facet_schema(ol_file: Path, sqlite_ur
     broken["run"]["facets"]["insync"]["causes"][0]["category"] = "WEATHER"
     with pytest.raises(AssertionError, match="WEATHER"):
         ol_validate.validate_event(broken)
+
+
+def test_a_failed_step_emits_start_and_fail_without_a_version(ol_file: Path, sqlite_url: str) -> None:
+    store = EventStore(sqlite_url)
+    store.register([AssetSpec("raw/orders", kind="observable")])
+    store.observe({"raw/orders": "v1"})
+    step = Step(store, AssetSpec("analytics/orders", code_version="v1", deps=["raw/orders"]),
+                framework="prefect")
+    decision = step.check()
+    try:
+        raise ValueError("orders.csv has no header")
+    except ValueError as exc:
+        emit_step(step_lineage(decision), job_name="orders", run_id="0192f0e4-0000-7000-8000-000000000001",
+                  failed=exc)
+    emit_step(step_lineage(decision), job_name="orders", failed="dbt: relation missing")
+    events = ol_validate.read_events(ol_file)
+    assert [e["eventType"] for e in events] == ["START", "FAIL", "START", "FAIL"]
+    for event in events:  # errorMessage is checked against its vendored schema
+        assert ol_validate.validate_event(event) == [
+            "run.tags (https://openlineage.io/spec/facets/1-0-0/TagsRunFacet.json#/$defs/TagsRunFacet)"
+        ]
+        (output,) = event["outputs"]
+        assert (output["namespace"], output["name"], output["facets"]) == ("insync", "analytics/orders", {})
+        assert event["inputs"][0]["facets"]["version"]["datasetVersion"] == "v1"
+        facet = event["run"]["facets"]["insync"]
+        assert (facet["decision"], facet["status"], facet["dataVersion"]) == ("run", "MISSING", "NULL")
+        assert facet["codeVersion"] == "v1"
+    start, fail = events[0], events[1]
+    assert start["run"]["runId"] == fail["run"]["runId"] == "0192f0e4-0000-7000-8000-000000000001"
+    assert "errorMessage" not in start["run"]["facets"]
+    error = fail["run"]["facets"]["errorMessage"]
+    assert error["message"] == "ValueError: orders.csv has no header"
+    assert error["programmingLanguage"] == "python"
+    assert "Traceback" in error["stackTrace"] and "orders.csv has no header" in error["stackTrace"]
+    assert events[3]["run"]["facets"]["errorMessage"]["message"] == "dbt: relation missing"
+    assert "stackTrace" not in events[3]["run"]["facets"]["errorMessage"]
+    assert events[2]["run"]["runId"] == events[3]["run"]["runId"] != start["run"]["runId"]
+    del error["programmingLanguage"]
+    with pytest.raises(AssertionError, match="programmingLanguage"):
+        ol_validate.validate_event(fail)
+
+
+def test_a_skip_whose_run_failed_says_run(ol_file: Path, sqlite_url: str) -> None:
+    """In sync, but the value was gone: the step ran after all, and failed."""
+    store = EventStore(sqlite_url)
+    _materialize_twice(store)
+    step = Step(store, AssetSpec("analytics/orders", code_version="v1", deps=["raw/orders"]))
+    decision = step.check()
+    assert decision.skip
+    emit_step(step_lineage(decision), job_name="orders", failed=RuntimeError("boom"))
+    fail = ol_validate.read_events(ol_file)[-1]
+    ol_validate.validate_event(fail)
+    facet = fail["run"]["facets"]["insync"]
+    assert (fail["eventType"], facet["decision"], facet["status"]) == ("FAIL", "run", "FRESH")
+    # The version the failure left in place, not a new one.
+    assert facet["dataVersion"] == str(store.status("analytics/orders").data_version)
 
 
 def test_a_failing_backend_fails_no_step_and_warns_once(

@@ -1,7 +1,8 @@
 """Validate OpenLineage events offline against the vendored spec schemas (see README.md here).
 
 Each event is checked against the core schema; then every facet whose `_schemaURL` names a
-schema held here (the standard DatasetVersionDatasetFacet, insync's own facets) is checked
+schema held here (the standard DatasetVersionDatasetFacet and ErrorMessageRunFacet, insync's
+own facets) is checked
 against that definition too. `validate_event` returns the facets it could not check (the
 frameworks' own facets, whose schemas are not vendored) so a test can see what was skipped.
 """
@@ -30,6 +31,7 @@ def _resource(path: Path | Any) -> Resource[Any]:
 def registry() -> Registry[Any]:
     core = _resource(HERE / "OpenLineage-2-0-2.json")
     version = _resource(HERE / "DatasetVersionDatasetFacet-1-0-0.json")
+    error = _resource(HERE / "ErrorMessageRunFacet-1-0-0.json")
     return Registry().with_resources(
         [
             (CORE, core),
@@ -39,6 +41,10 @@ def registry() -> Registry[Any]:
             ("https://openlineage.io/spec/facets/1-0-0/DatasetVersionDatasetFacet.json", version),
             # The client (1.54) stamps 1-0-1: the same single required `datasetVersion` string.
             ("https://openlineage.io/spec/facets/1-0-1/DatasetVersionDatasetFacet.json", version),
+            ("https://openlineage.io/spec/facets/1-0-0/ErrorMessageRunFacet.json", error),
+            # Client 1.54 stamps 1-0-1 here too: the same fields (`message`, `programmingLanguage`
+            # required, `stackTrace` optional strings) as its generated ErrorMessageRunFacet.
+            ("https://openlineage.io/spec/facets/1-0-1/ErrorMessageRunFacet.json", error),
             (FACET_SCHEMA, _resource(facet_schema_path())),
         ]
     )
