@@ -372,9 +372,13 @@ def version_task(
         @functools.wraps(fn)
         async def run_async(*args: Any, **kwargs: Any) -> Any:
             pending = _claim(name)
-            value = await fn(*args, **kwargs)
-            txn = await _apersist(name, binding, pending, value)
-            _record(binding, pending, value)
+            try:
+                value = await fn(*args, **kwargs)
+                txn = await _apersist(name, binding, pending, value)
+                _record(binding, pending, value)
+            except Exception as exc:
+                emit_task_lineage(pending.step, failed=exc)
+                raise
             _written(txn, pending)
             return value
 
@@ -384,9 +388,13 @@ def version_task(
         @functools.wraps(fn)
         def run(*args: Any, **kwargs: Any) -> Any:
             pending = _claim(name)
-            value = fn(*args, **kwargs)
-            txn = _persist(name, binding, pending, value)
-            _record(binding, pending, value)
+            try:
+                value = fn(*args, **kwargs)
+                txn = _persist(name, binding, pending, value)
+                _record(binding, pending, value)
+            except Exception as exc:  # the run's FAIL event; the task fails as it would
+                emit_task_lineage(pending.step, failed=exc)
+                raise
             _written(txn, pending)
             return value
 

@@ -6,6 +6,7 @@ import importlib.util
 from pathlib import Path
 from typing import Any
 
+import pytest
 from insync.adapters.prefect import versioned
 from insync.core import EventStore
 from prefect import flow, task
@@ -69,3 +70,54 @@ def test_task_runs_and_cached_runs_emit_valid_events(
         assert event["run"]["facets"]["insync"]["inputs"][0]["dataVersion"] == raw_version
     assert ran["analytics/orders"]["run"]["facets"]["insync"]["status"] == "MISSING"
     assert cached["analytics/orders"]["run"]["facets"]["insync"]["status"] == "FRESH"
+
+
+def test_a_failing_task_emits_start_and_fail(ol_file: Path, run_flow: Any, tmp_path: Path) -> None:
+    store_url = f"sqlite:///{tmp_path / 'insync.db'}"
+
+    @versioned("raw/orders", code_version="v1", store=store_url)
+    @task
+    def raw() -> list[int]:
+        return [1, 2, 3]
+
+    @versioned("analytics/orders", code_version="v1", store=store_url)
+    @task
+    def orders(rows: list[int]) -> int:
+        raise ValueError(f"bad rows {rows}")
+
+    @versioned("analytics/totals", code_version="v1", store=store_url)
+    @task
+    async def totals(rows: list[int]) -> int:
+        raise KeyError("total")
+
+    @flow
+    async def shop() -> list[Any]:
+        rows = raw()
+        return [orders(rows, return_state=True), await totals(rows, return_state=True)]
+
+    states, names = run_flow(shop, tasks=3, expect="Failed")
+    assert names == {"raw": "Completed", "orders": "Failed", "totals": "Failed"}
+    # The task's own exception, unchanged.
+    with pytest.raises(ValueError, match=r"bad rows \[1, 2, 3\]"):
+        states[0].result()
+    events = ol_validate.read_events(ol_file)
+    by_asset: dict[str, list[dict[str, Any]]] = {}
+    for event in events:
+        ol_validate.validate_event(event)  # errorMessage too
+        by_asset.setdefault(event["outputs"][0]["name"], []).append(event)
+    assert [e["eventType"] for e in by_asset["raw/orders"]] == ["START", "COMPLETE"]
+    for asset, error in (("analytics/orders", "ValueError: bad rows [1, 2, 3]"),
+                         ("analytics/totals", "KeyError: 'total'")):
+        start, fail = by_asset[asset]
+        assert (start["eventType"], fail["eventType"]) == ("START", "FAIL")
+        assert start["run"]["runId"] == fail["run"]["runId"] == str(states[asset == "analytics/totals"]
+                                                                      .state_details.task_run_id)
+        assert fail["job"]["name"] == f"shop.{asset.split('/')[1]}"
+        assert fail["outputs"][0]["facets"] == {}  # nothing recorded: no version
+        assert fail["inputs"][0]["name"] == "raw/orders"
+        insync = fail["run"]["facets"]["insync"]
+        assert (insync["decision"], insync["status"], insync["codeVersion"]) == ("run", "MISSING", "v1")
+        assert fail["run"]["facets"]["errorMessage"]["message"] == error
+        assert "Traceback" in fail["run"]["facets"]["errorMessage"]["stackTrace"]
+    with EventStore(store_url) as store:
+        assert store.status("analytics/orders").status.value == "MISSING"
