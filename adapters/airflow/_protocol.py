@@ -36,7 +36,7 @@ from insync.core._owners import owner_metadata
 
 from ._inputs import code_analysis, partition_of, task_inputs
 from ._keys import VersionSettings, asset_key_for, deps_for, opened_store, value_cache
-from .lineage import task_lineage
+from .lineage import task_failed, task_lineage
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -257,20 +257,24 @@ def run_versioned(
             value = None if decision.value is NO_VALUE else decision.value
         else:
             call_started = time.perf_counter()
-            value = call()
-            user_ms = (time.perf_counter() - call_started) * 1000
-            user_version = settings.data_version(value) if settings.data_version else None
-            event = step.record(
-                value if needs_value else NO_VALUE,
-                data_version=user_version,
-                metadata={
-                    "dag_id": ti.dag_id,
-                    "task_id": ti.task_id,
-                    "run_id": ti.run_id,
-                    "map_index": ti.map_index,
-                    "try_number": ti.try_number,
-                },
-            )
+            try:
+                value = call()
+                user_ms = (time.perf_counter() - call_started) * 1000
+                user_version = settings.data_version(value) if settings.data_version else None
+                event = step.record(
+                    value if needs_value else NO_VALUE,
+                    data_version=user_version,
+                    metadata={
+                        "dag_id": ti.dag_id,
+                        "task_id": ti.task_id,
+                        "run_id": ti.run_id,
+                        "map_index": ti.map_index,
+                        "try_number": ti.try_number,
+                    },
+                )
+            except BaseException as exc:  # the run's FAIL event; the task fails as it would
+                task_failed(context, step, exc)
+                raise
     # The store is closed: what follows talks to Airflow only.
     data_version = decision.status.data_version if event is None else event.data_version
     if event is not None or decision.status.last_run_id == run_id:

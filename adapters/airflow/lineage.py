@@ -15,13 +15,16 @@ facet through the provider's own hook::
 
 Without the provider (or with it disabled) but with OpenLineage configured for the client
 (``OPENLINEAGE_URL``, ``openlineage.yml``, ...), insync emits its own START/COMPLETE pair per
-task instance. Nothing is imported or done when neither is configured.
+task instance, and START/FAIL (with the ``errorMessage`` facet) when a task insync decided to run
+raises. With the provider, its own FAIL event carries the ``insync`` run facet through the
+``custom_run_facets`` hook above. Nothing is imported or done when neither is configured.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
+from dataclasses import replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -72,9 +75,7 @@ def task_lineage(context: Context, step: Step, event: Event | None = None) -> No
         lineage = step_lineage(step.decision, event)
         ti = context["ti"]
         if _provider_active():
-            _RECENT[_ti_key(ti)] = lineage
-            while len(_RECENT) > _RECENT_LIMIT:
-                _RECENT.popitem(last=False)
+            _remember(ti, lineage)
             for task in {id(t): t for t in (context["task"], getattr(ti, "task", None)) if t}.values():
                 _extend_extraction(task, lineage)
         else:
@@ -82,6 +83,45 @@ def task_lineage(context: Context, step: Step, event: Event | None = None) -> No
     except Exception as exc:  # lineage must never fail the task
         log.warning("OpenLineage: insync facets not added to %s (%s: %s)",
                     getattr(context.get("ti"), "task_id", "?"), type(exc).__name__, exc)
+
+
+def task_failed(context: Context, step: Step, error: BaseException) -> None:
+    """A versioned task instance insync decided to run raised `error`: emit START/FAIL (without
+    the provider; with it, the provider's FAIL gets the run facet). Never raises."""
+    if step.decision is None or not _active() or not _is_failure(error):
+        return
+    try:
+        # It ran (a skip too, whose value was gone) and recorded nothing.
+        lineage = replace(step_lineage(step.decision), skip=False)
+        ti = context["ti"]
+        if _provider_active():
+            _remember(ti, lineage)
+        else:
+            emit_step(lineage, job_name=f"{ti.dag_id}.{ti.task_id}", failed=error)
+    except Exception as exc:  # lineage must never hide the task's own error
+        log.warning("OpenLineage: insync's FAIL event not sent for %s (%s: %s)",
+                    getattr(context.get("ti"), "task_id", "?"), type(exc).__name__, exc)
+
+
+# Raised to end a task instance in another state than failed (skipped, up for reschedule, ...).
+_NOT_FAILURES = ("AirflowSkipException", "AirflowRescheduleException", "DownstreamTasksSkipped",
+                 "DagRunTriggerException")
+
+
+def _is_failure(error: BaseException) -> bool:
+    from airflow.sdk import exceptions
+
+    if isinstance(error, exceptions.AirflowTaskTimeout):  # a BaseException, and a failure
+        return True
+    control = tuple(getattr(exceptions, name) for name in _NOT_FAILURES if hasattr(exceptions, name))
+    # Other BaseExceptions defer the task, or interrupt or terminate it: no verdict on the run.
+    return isinstance(error, Exception) and not isinstance(error, control)
+
+
+def _remember(ti: Any, lineage: StepLineage) -> None:
+    _RECENT[_ti_key(ti)] = lineage
+    while len(_RECENT) > _RECENT_LIMIT:
+        _RECENT.popitem(last=False)
 
 
 def _extend_extraction(task: Any, lineage: StepLineage) -> None:

@@ -41,7 +41,13 @@ def ol_shop():
     def orders():
         return 3
 
+    @task
+    @versioned(code_version="v1")
+    def broken():
+        raise ValueError("no orders today")
+
     load >> orders()
+    broken()
 
 
 ol_shop()
@@ -53,9 +59,10 @@ from airflow.dag_processing.dagbag import DagBag
 
 bag = DagBag(dag_folder=sys.argv[1])
 assert not bag.import_errors, bag.import_errors
-for _ in range(2):  # runs, then skips
+for _ in range(2):  # runs, then skips; `broken` fails both times
     run = bag.get_dag("ol_shop").test()
-    assert str(run.state) == "success", run.state
+    states = {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
+    assert states == {"load": "success", "orders": "success", "broken": "failed"}, states
 """
 
 
@@ -114,6 +121,12 @@ def test_provider_events_carry_insync_facets(airflow_db: Path, tmp_path: Path) -
     load = completes("load")
     assert [e["run"]["facets"]["insync"]["decision"] for e in load] == ["run", "skip"]
     assert load[0]["run"]["facets"]["insync"]["dataVersion"] == raw_version
+    # The provider's own FAIL events get insync's run facet through the same hook.
+    fails = [e for e in events if e["eventType"] == "FAIL" and e["job"]["name"] != "ol_shop"]  # the DAG run's
+    assert [e["job"]["name"] for e in fails] == ["ol_shop.broken"] * 2
+    for event in fails:
+        facet = event["run"]["facets"]["insync"]
+        assert (facet["decision"], facet["status"], facet["dataVersion"]) == ("run", "MISSING", "NULL")
 
 
 def test_without_the_provider_insync_emits_its_own_events(airflow_db: Path, tmp_path: Path) -> None:
@@ -122,7 +135,14 @@ def test_without_the_provider_insync_emits_its_own_events(airflow_db: Path, tmp_
     for event in events:
         ol_validate.validate_event(event)
     pairs = [(e["job"]["name"], e["eventType"], e["run"]["facets"]["insync"]["decision"]) for e in events]
-    assert pairs == [
+    assert [p for p in pairs if p[0] == "ol_shop.broken"] == [
+        ("ol_shop.broken", "START", "run"), ("ol_shop.broken", "FAIL", "run")] * 2
+    fails = [e for e in events if e["eventType"] == "FAIL"]
+    for event in fails:
+        assert event["run"]["facets"]["errorMessage"]["message"] == "ValueError: no orders today"
+        assert (event["outputs"][0]["name"], event["outputs"][0]["facets"]) == ("ol_shop/broken", {})
+    assert fails[0]["run"]["runId"] != fails[1]["run"]["runId"]
+    assert [p for p in pairs if p[0] != "ol_shop.broken"] == [
         ("ol_shop.load", "START", "run"), ("ol_shop.load", "COMPLETE", "run"),
         ("ol_shop.orders", "START", "run"), ("ol_shop.orders", "COMPLETE", "run"),
         ("ol_shop.load", "START", "skip"), ("ol_shop.load", "COMPLETE", "skip"),
