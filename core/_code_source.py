@@ -148,6 +148,11 @@ _SHAPES: weakref.WeakKeyDictionary[object, _Shape] = weakref.WeakKeyDictionary()
 _FILES: collections.OrderedDict[str, _SourceFile] = collections.OrderedDict()
 _FILES_KEPT: Final = 32  # a cache size, not a limit on what is read: a dropped file is re-parsed
 _PARSE_LOCK: Final = threading.Lock()
+# CPython 3.11 keeps ast.parse's recursion depth in interpreter-wide state (gh-106905): a parse
+# paused mid-conversion (a garbage collection running a finalizer that releases the GIL) while
+# another thread parses fails with "SystemError: AST constructor recursion depth mismatch".
+# Prefect runs tasks in threads, so their code versions are parsed one at a time.
+_AST_LOCK: Final = threading.Lock()
 
 
 def _source_file(filename: str, module_globals: dict[str, Any] | None, name: str) -> _SourceFile:
@@ -166,7 +171,8 @@ def _source_file(filename: str, module_globals: dict[str, Any] | None, name: str
             return cached
     text = "".join(lines)
     try:
-        tree = ast.parse(text, filename)
+        with _AST_LOCK:
+            tree = ast.parse(text, filename)
         top = symtable.symtable(text, filename, "exec")
     except (SyntaxError, ValueError) as exc:
         raise InvalidCodeVersion(

@@ -505,3 +505,62 @@ def test_a_chain_of_twenty_helpers_is_followed_to_its_last_link(project: Load) -
     assert code_version_of(first) == code_version_of(same)
     assert code_version_of(edited_last_link) != code_version_of(first)
     assert analyze_code(first).unresolved == ()
+
+
+def test_code_versions_computed_in_threads_while_a_parse_is_paused(project: Load) -> None:
+    """Prefect runs tasks in threads. On CPython 3.11, a parse paused mid-conversion by a garbage
+    collection (a finalizer that releases the GIL) while another thread parses used to fail with
+    "SystemError: AST constructor recursion depth mismatch" (gh-106905). The pause is forced here:
+    a finalizer that finds itself inside `ast.parse` waits until the other thread is done."""
+    import ast
+    import gc
+    import threading
+
+    body = "\n".join(f"def f_{i}(x):\n    return [x + {i} for _ in range(3)]\n" for i in range(300))
+    first = project(body + "\ndef compute(x):\n    return f_0(x)\n").compute
+    second = project(body + "\ndef compute(x):\n    return f_1(x)\n").compute
+    paused, resume = threading.Event(), threading.Event()
+
+    class Pause:
+        def __init__(self) -> None:
+            self.cycle = self  # only the cycle collector frees it: it runs inside allocations
+
+        def __del__(self) -> None:
+            if paused.is_set():
+                return
+            frame = sys._getframe(1)
+            while frame is not None and frame.f_code is not ast.parse.__code__:
+                frame = frame.f_back
+            if frame is None:
+                Pause()  # collected outside a parse: arm again for the next collection
+                return
+            paused.set()
+            resume.wait(timeout=3)  # with parses serialized the other thread waits: time out
+
+    versions: dict[str, str] = {}
+    errors: list[BaseException] = []
+
+    def run(name: str, fn: Callable[..., Any], wait: bool) -> None:
+        try:
+            if wait:
+                assert paused.wait(timeout=60), "no collection landed inside the first parse"
+            versions[name] = code_version_of(fn)
+        except BaseException as exc:  # reported below, from the main thread
+            errors.append(exc)
+        finally:
+            resume.set()
+
+    gc.collect()
+    Pause()
+    threads = [
+        threading.Thread(target=run, args=("first", first, False)),
+        threading.Thread(target=run, args=("second", second, True)),
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    paused.set()  # disarm a Pause left over if no collection came
+    assert errors == []
+    assert versions["first"] != versions["second"]
+    assert versions["first"] == code_version_of(first)
