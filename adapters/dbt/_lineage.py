@@ -72,7 +72,7 @@ def emit_build_lineage(
         if outcome.action in _FAILED:
             lineages.append(_failed_lineage(status))
             jobs.append(outcome.asset.unique_id)
-            failures.append(outcome.reason)
+            failures.append(outcome.error or outcome.reason)
     emit_steps(lineages, job_names=jobs, job_namespace_=os.environ.get("OPENLINEAGE_NAMESPACE") or "dbt",
                failures=failures)
 

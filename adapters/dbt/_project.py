@@ -488,7 +488,8 @@ class DbtProject:
             else:
                 message = (getattr(res, "message", None) or "").strip().splitlines()
                 detail = message[0] if message else status
-                outcomes[d.unique_id] = NodeOutcome(asset, "failed", f"{status}: {detail}")
+                outcomes[d.unique_id] = NodeOutcome(
+                    asset, "failed", f"{status}: {detail}", error="\n".join(message))
         content = self._content_versions(ctx, [d.unique_id for d in succeeded])
         by_id = {d.unique_id: d for d in succeeded}
         by_id.update({d.unique_id: d for d in built if d.unique_id in batches

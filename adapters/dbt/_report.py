@@ -27,7 +27,8 @@ class NodeOutcome:
 
     asset: DbtAsset
     action: str
-    reason: str
+    reason: str  # one line, for the report
+    error: str = ""  # dbt's whole message for a failed node (OpenLineage's errorMessage)
 
     def to_json(self) -> dict[str, Any]:
         return {"unique_id": self.asset.unique_id, "name": self.asset.name,

@@ -69,8 +69,9 @@ def test_build_emits_valid_events_for_built_reused_and_failed_nodes(built_shop: 
     latest = built_shop.store.latest_event(AssetKey(["shop", "main", "orders"]))
     assert latest is not None and insync["dataVersion"] == str(latest.data_version)  # unchanged
     error = fail["run"]["facets"]["errorMessage"]
-    # dbt's status and the first line of its message, as the report shows them.
-    assert error == {**error, "message": failed.outcome("orders").reason, "programmingLanguage": "python"}
-    assert error["message"].startswith("error: Runtime Error in model orders")
+    # dbt's whole message: the report's line names the model, the lines below it the cause.
+    assert error == {**error, "message": failed.outcome("orders").error, "programmingLanguage": "python"}
+    assert error["message"].startswith("Runtime Error in model orders")
+    assert "no_such_column" in error["message"]
     skipped = {str(o.asset.key) for o in failed.outcomes if o.action == "skipped"}
     assert skipped and not skipped & {e["outputs"][0]["name"] for e in events}
