@@ -17,9 +17,14 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
+from collections.abc import Callable
 from pathlib import Path
 
 START_TIMEOUT = 300  # seconds; 15 on a quiet machine, over 120 on a 2-core one at load 20
+POSTGRES_ADMIN_URL = os.environ.get(
+    "INSYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+)
 
 
 def _free_port() -> int:
@@ -42,19 +47,50 @@ def framework_free_env() -> dict[str, str]:
     return {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
 
 
+def server_database(home: Path) -> tuple[str, Callable[[], None]]:
+    """A Prefect server's database and how to drop it: a new PostgreSQL database, else SQLite.
+
+    Why not SQLite: Prefect 3.7's server on SQLite can deadlock its event loop while it saves an
+    automation (PrefectHQ/prefect#23055: a blocking after-commit listener; fixed in 3.8, which
+    Airflow 3.3's FastAPI bound rules out). A deployment with `source_changed_trigger` saves one.
+    SQLite stays the fallback outside CI, where PostgreSQL may not run.
+    """
+    import sqlalchemy as sa
+
+    name = f"insync_prefect_{uuid.uuid4().hex[:12]}"
+    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    except sa.exc.OperationalError:
+        admin.dispose()
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            raise
+        return f"sqlite+aiosqlite:///{home / 'prefect.db'}", lambda: None
+
+    def drop() -> None:
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    url = sa.make_url(POSTGRES_ADMIN_URL).set(drivername="postgresql+asyncpg", database=name)
+    return url.render_as_string(hide_password=False), drop
+
+
 @functools.cache
 def shared_prefect_server() -> str:
     """Start the server on first use (under a temp dir) and return its API URL."""
     home = Path(tempfile.mkdtemp(prefix="insync-prefect-server-"))
     port = _free_port()
     api_url = f"http://127.0.0.1:{port}/api"
+    database, drop_database = server_database(home)
     env = {
         **framework_free_env(),
         "PREFECT_HOME": str(home / "home"),
         # Its default ignores PREFECT_HOME (Prefect 3.7): keep the server out of ~/.prefect.
         "PREFECT_SERVER_MEMO_STORE_PATH": str(home / "memo_store.toml"),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{home / 'prefect.db'}",
+        "PREFECT_API_DATABASE_CONNECTION_URL": database,
         # The server's own services (scheduler, late runs, ...) play no part in the tests.
         "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
         "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
@@ -77,6 +113,7 @@ def shared_prefect_server() -> str:
             server.kill()
             server.wait()
         log.close()
+        drop_database()
         shutil.rmtree(home, ignore_errors=True)
 
     deadline = time.monotonic() + START_TIMEOUT

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect_server import server_database
 
 _HOME = Path(tempfile.mkdtemp(prefix="insync-prefect-tests-"))
 atexit.register(shutil.rmtree, _HOME, True)  # also when no Prefect test was selected
@@ -44,7 +45,6 @@ PREFECT_ENV = {
     "PREFECT_SERVER_MEMO_STORE_PATH": str(_HOME / "memo_store.toml"),
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
     "PREFECT_LOCAL_STORAGE_PATH": str(_HOME / "results"),
-    "PREFECT_API_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{_HOME / 'prefect.db'}",
     # The server's own services (scheduler, late runs, ...) are not under test.
     "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
@@ -83,11 +83,12 @@ def _healthy(timeout: float = 0.5) -> bool:
 def prefect_server() -> Iterator[str]:
     """`prefect server start` on 127.0.0.1 (one per session); yields the API URL."""
     log = (_HOME / "server.log").open("wb")
+    database, drop_database = server_database(_HOME)
     server = subprocess.Popen(
         [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(_PORT)],
         stdout=log,
         stderr=subprocess.STDOUT,
-        env={**os.environ, **PREFECT_ENV},
+        env={**os.environ, **PREFECT_ENV, "PREFECT_API_DATABASE_CONNECTION_URL": database},
         cwd=_HOME,
     )
     deadline = time.monotonic() + 240  # 15-70 s usually; far more on a 2-core machine under load
@@ -95,6 +96,7 @@ def prefect_server() -> Iterator[str]:
         if server.poll() is not None or time.monotonic() > deadline:
             server.kill()
             log.close()
+            drop_database()
             pytest.fail("Prefect server did not start: " + (_HOME / "server.log").read_text()[-2000:])
         time.sleep(0.3)
     try:
@@ -114,6 +116,7 @@ def prefect_server() -> Iterator[str]:
             server.wait()
         finally:
             log.close()
+            drop_database()
         shutil.rmtree(_HOME, ignore_errors=True)
 
 
