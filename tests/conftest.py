@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import uuid
 from collections.abc import Iterator
@@ -21,6 +22,20 @@ def clean_insync_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         if name.startswith("INSYNC_") and name != "INSYNC_TEST_POSTGRES_URL":
             monkeypatch.delenv(name)
     monkeypatch.chdir(tmp_path)
+
+
+@pytest.fixture(autouse=True)
+def no_event_loop_left_running() -> Iterator[None]:
+    """A test that leaves an asyncio loop marked running in the main thread fails itself.
+
+    Left alone, it would fail whatever runs next in the same process (`asyncio.run()` refuses,
+    Prefect takes its sync calls for async ones), which with test files spread over workers is
+    a test of another file, far from the cause.
+    """
+    yield
+    if asyncio._get_running_loop() is not None:
+        asyncio._set_running_loop(None)
+        pytest.fail("this test left an asyncio event loop running in the main thread")
 
 
 @pytest.fixture
