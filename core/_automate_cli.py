@@ -60,9 +60,20 @@ class _Launchers:
 
 
 def run_once(
-    store: EventStore, config: AutomationConfig, launchers: _Launchers, *, instance: str, dry_run: bool
+    store: EventStore,
+    config: AutomationConfig,
+    launchers: _Launchers,
+    *,
+    instance: str,
+    dry_run: bool,
+    standing: dict[str, str] | None = None,
 ) -> list[Decision]:
-    """One loop: plan, claim, launch; every decision printed as one line."""
+    """One loop: plan, claim, launch; every decision printed as one line.
+
+    `standing`: the loop's memory of what it printed for each asset that it did not launch
+    (waits, holds, claims, breaches, missing owners), so a long-running loop prints such a
+    decision when it first appears and when it changes, not every interval. Launches always print.
+    """
     decisions = plan(store, config)
     if dry_run:
         for d in decisions:
@@ -71,8 +82,15 @@ def run_once(
             click.echo("nothing to do: every asset with a policy is Synced and fresh")
         return decisions
     decisions = claim(store, decisions, instance=instance)
+    now = {_label(d): d.action for d in decisions if d.action != "launch"} or (
+        {} if decisions else {"": "nothing to do"}
+    )
+    before = dict(standing or {})
+    if standing is not None:
+        standing.clear()
+        standing.update(now)
     for d in decisions:
-        if d.action != "launch":
+        if d.action != "launch" and before.get(_label(d)) != d.action:
             _echo(str(d))
     for request in requests_for(decisions, config, store_url=store.url.render_as_string(hide_password=False)):
         members = [
@@ -88,9 +106,13 @@ def run_once(
         record_run(store, members, run_ref)
         for d in members:
             _echo(f"{d} -> run {run_ref}")
-    if not decisions:
+    if not decisions and before.get("") is None:
         _echo("nothing to do")
     return decisions
+
+
+def _label(decision: Decision) -> str:
+    return f"{decision.key} {','.join(decision.partitions or ())}"
 
 
 @click.command("automate")
@@ -129,8 +151,9 @@ def automate(
             click.echo(f"plan for {store} (dry run: nothing launched, nothing claimed)")
         else:
             _echo(f"automate {store} as {name}, every {interval}" + (" (once)" if once else ""))
+        standing: dict[str, str] = {}
         while True:
-            run_once(store, config, launchers, instance=name, dry_run=dry_run)
+            run_once(store, config, launchers, instance=name, dry_run=dry_run, standing=standing)
             if once or dry_run:
                 return
             time.sleep(pause)

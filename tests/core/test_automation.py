@@ -326,3 +326,29 @@ def test_public_face_of_insync_core_automation() -> None:
         "requests_for",
     ]
     assert {n for n in dir(automation) if not n.startswith("_")} == set(automation.__all__)
+
+
+def test_a_long_running_loop_prints_a_standing_decision_once(
+    store: EventStore, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A decision that stands (here: no owner) prints when it appears and when it changes, not
+    every interval; `--once` (no memory) prints every decision."""
+    from insync.core._automate_cli import _Launchers, run_once
+
+    store.register([AssetSpec("src", kind="observable"), AssetSpec("x", code_version="1", deps=["src"])])
+    store.record_observation("src", "1")
+    launchers = _Launchers(EAGER)
+    standing: dict[str, str] = {}
+
+    def loop(memory: dict[str, str] | None = standing) -> list[str]:
+        run_once(store, EAGER, launchers, instance="a", dry_run=False, standing=memory)
+        return [line.split(" ", 1)[1] for line in capsys.readouterr().out.splitlines()]
+
+    assert [line.split(":")[0] for line in loop()] == ["no owner x"]
+    assert loop() == []
+    assert [line.split(":")[0] for line in loop(None)] == ["no owner x"]  # --once
+    store.record_materialization("x")
+    assert loop() == ["nothing to do"]
+    assert loop() == []
+    store.record_observation("src", "2")
+    assert [line.split(":")[0] for line in loop()] == ["no owner x"]
