@@ -35,7 +35,8 @@ from . import _schema as t
 from ._keys import AssetKey
 from ._loading import chunks
 from ._model import AssetSpec, AssetStatus, StaleCauseCategory, StaleStatus, partition_label
-from ._owners import OWNER_KEY, OWNER_KINDS, Owner, owner_metadata
+from ._owners import OWNER_KEY, OWNER_KINDS, PARTITION_BY_WINDOW, UNTARGETABLE, Owner, owner_metadata
+from ._partitions import TimeWindowPartitions
 from ._store import EventStore
 from .errors import ConfigError
 
@@ -255,6 +256,9 @@ class Decision:
     owner: Owner | None = None
     partitions: tuple[str, ...] = ()  # the partitions to launch; () for an unpartitioned asset
     change: str = ""  # what the claim is keyed by: the state the launch answers
+    # [start, end) of each time partition, for owners whose run computes the window of its
+    # data interval (owner.partition_by "window"): (partition, start, end) triples.
+    windows: tuple[tuple[str, datetime.datetime, datetime.datetime], ...] = ()
 
     def __str__(self) -> str:
         label = str(self.key)
@@ -391,6 +395,12 @@ def evaluate(
                 )
             )
             continue
+        windows: tuple[tuple[str, datetime.datetime, datetime.datetime], ...] = ()
+        if partitions:
+            refused, windows = _aim(key, spec, owner, partitions)
+            if refused:
+                decisions.append(Decision(key, "hold", f"{why}; {refused}", owner, partitions))
+                continue
         since = first_change.get(key)
         if policy.lag_tolerance and since is not None and now - since < policy.lag_tolerance:
             remaining = _human(policy.lag_tolerance - (now - since))
@@ -406,7 +416,7 @@ def evaluate(
                 )
             )
             continue
-        decisions.append(Decision(key, "launch", why, owner, partitions, change))
+        decisions.append(Decision(key, "launch", why, owner, partitions, change, windows))
     launched = {d.key: d.owner.group for d in decisions if d.action == "launch" and d.owner}
     for key, _policy, owner in joiners:
         if owner is None:
@@ -431,8 +441,46 @@ def _owner(policy: Policy, recorded: Owner | None) -> Owner | None:
         return recorded
     if recorded is not None and recorded.group == policy.owner.group:
         return recorded
-    item = recorded.item if recorded is not None and recorded.kind == policy.owner.kind else ""
-    return dataclasses.replace(policy.owner, item=item)
+    if recorded is not None and recorded.kind == policy.owner.kind:
+        return dataclasses.replace(policy.owner, item=recorded.item, partition_by=recorded.partition_by)
+    return policy.owner
+
+
+def _aim(
+    key: AssetKey, spec: AssetSpec, owner: Owner, partitions: tuple[str, ...]
+) -> tuple[str, tuple[tuple[str, datetime.datetime, datetime.datetime], ...]]:
+    """(why a launch cannot compute exactly `partitions`, or ""; their time windows).
+
+    A run that picks its partition itself (a `partition=` template, its map index) would
+    rebuild some other partition than the Unsynced one, so such an asset is held, not launched.
+    """
+    yourself = (
+        f"run {owner}"
+        + (f" ({owner.item})" if owner.item else "")
+        + f" for {', '.join(partitions[:3])}"
+        + (f" +{len(partitions) - 3}" if len(partitions) > 3 else "")
+        + " yourself"
+    )
+    if owner.partition_by in UNTARGETABLE:
+        return (
+            f"the {owner.kind} run picks its partition from {UNTARGETABLE[owner.partition_by]}, which "
+            f"insync cannot set: {yourself}, or give {key} time partitions without partition= (a "
+            "launch sets the run's data interval to the window)",
+            (),
+        )
+    if owner.partition_by != PARTITION_BY_WINDOW:
+        return "", ()  # the adapter does not say: its launcher gets the partition keys
+    if not isinstance(spec.partitions, TimeWindowPartitions):
+        return (
+            f"its {owner.kind} run reads the partition from a time window, but {key} has "
+            f"{type(spec.partitions).__name__}: {yourself}",
+            (),
+        )
+    definition = spec.partitions
+    try:
+        return "", tuple((p, *definition.window(p)) for p in partitions)
+    except ConfigError as exc:  # a key that is no window of these partitions
+        return f"{exc}: {yourself}", ()
 
 
 # ---------------------------------------------------------------------------- the store side
@@ -452,7 +500,8 @@ class Launcher(Protocol):
 @dataclass(frozen=True, slots=True)
 class LaunchRequest:
     """One run to start for one owner: the assets, their items (task ids, dbt nodes) and
-    partitions, and an idempotency key derived from the claims."""
+    partitions, and an idempotency key derived from the claims. `windows` holds [start, end) of
+    each time partition whose owner's run computes the window of its data interval (Airflow)."""
 
     owner: Owner
     keys: tuple[AssetKey, ...]
@@ -461,6 +510,9 @@ class LaunchRequest:
     idempotency_key: str
     options: Mapping[str, Any] = field(default_factory=dict)
     store_url: str = ""  # the store the run must record into (the child gets INSYNC_DATABASE_URL)
+    windows: Mapping[AssetKey, Mapping[str, tuple[datetime.datetime, datetime.datetime]]] = field(
+        default_factory=dict
+    )
 
 
 def requests_for(
@@ -490,6 +542,12 @@ def requests_for(
                 idempotency_key=f"insync-{digest}",
                 options=options,
                 store_url=store_url,
+                # claim() may have dropped partitions another instance took: keep theirs out.
+                windows={
+                    d.key: {p: (start, end) for p, start, end in d.windows if p in d.partitions}
+                    for d in members
+                    if d.windows
+                },
             )
         )
     return out

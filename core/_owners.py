@@ -23,18 +23,29 @@ _OWNER_HOW: Final = {
     "dbt": 'dbt:PROJECT_DIR (e.g. "dbt:warehouse")',
     "prefect": 'prefect:FLOW/DEPLOYMENT (e.g. "prefect:build-reports/reports")',
 }
+# How the owner's run picks the asset's partition (`Owner.partition_by`). "window": the time
+# window holding the run's data interval, which a launch can set; the others name something the
+# run decides itself, so a launch cannot aim it at one partition.
+PARTITION_BY_WINDOW: Final = "window"
+UNTARGETABLE: Final = {
+    "partition=": "the task's partition= argument",
+    "partition key": "its own partition key",
+    "map index": "the task's map index",
+}
 
 
 @dataclass(frozen=True, slots=True)
 class Owner:
     """Who runs an asset: `kind` (airflow, dbt, prefect), `target` (a DAG id, a dbt project
-    folder, a Prefect `flow/deployment`), `item` (the task id or dbt node inside it, "" for all)
-    and launcher `options` (a dbt profiles folder)."""
+    folder, a Prefect `flow/deployment`), `item` (the task id or dbt node inside it, "" for all),
+    launcher `options` (a dbt profiles folder) and `partition_by`, how its run picks the asset's
+    partition ("window", a key of `UNTARGETABLE`, or "" when the adapter does not say)."""
 
     kind: str
     target: str
     item: str = ""
     options: tuple[tuple[str, str], ...] = ()
+    partition_by: str = ""
 
     def __post_init__(self) -> None:
         if self.kind not in OWNER_KINDS:
@@ -74,21 +85,30 @@ class Owner:
         entry = spec.metadata.get(OWNER_KEY)
         if not isinstance(entry, Mapping):
             return None
+        named = ("kind", "target", "item", "partition_by")
         try:
-            options = tuple(
-                sorted((str(k), str(v)) for k, v in entry.items() if k not in ("kind", "target", "item"))
-            )
+            options = tuple(sorted((str(k), str(v)) for k, v in entry.items() if k not in named))
             return cls(
-                str(entry.get("kind")), str(entry.get("target", "")), str(entry.get("item", "")), options
+                str(entry.get("kind")),
+                str(entry.get("target", "")),
+                str(entry.get("item", "")),
+                options,
+                str(entry.get("partition_by", "")),
             )
         except ConfigError:
             return None  # written by a newer insync: treat as unknown, the policy can name one
 
 
-def owner_metadata(kind: str, target: str, item: str = "", **options: str) -> dict[str, Any]:
-    """The metadata entry an adapter adds to a definition to record its owner.
+def owner_metadata(
+    kind: str, target: str, item: str = "", *, partition_by: str = "", **options: str
+) -> dict[str, Any]:
+    """The metadata entry an adapter adds to a definition to record its owner; `partition_by`
+    says how the owner's run picks the asset's partition (see `Owner`).
 
     :raises ConfigError: an unknown kind or an empty target.
     """
     owner = Owner(kind, target, item)
-    return {OWNER_KEY: {"kind": owner.kind, "target": owner.target, "item": owner.item, **options}}
+    entry = {"kind": owner.kind, "target": owner.target, "item": owner.item, **options}
+    if partition_by:
+        entry["partition_by"] = partition_by
+    return {OWNER_KEY: entry}

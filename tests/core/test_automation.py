@@ -4,13 +4,14 @@ freshness, partitions, and the claims that keep two instances from launching one
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import threading
 from pathlib import Path
 
 import pendulum
 import pytest
-from insync.core import AssetSpec, ConfigError, EventStore, StaticPartitions
+from insync.core import AssetSpec, ConfigError, EventStore, StaticPartitions, TimeWindowPartitions
 from insync.core.automation import (
     AutomationConfig,
     Owner,
@@ -21,6 +22,7 @@ from insync.core.automation import (
     owner_metadata,
     plan,
     release,
+    requests_for,
 )
 
 # raw/file (observed) -> raw/orders (Airflow) -> staging/orders -> marts/revenue (dbt)
@@ -352,3 +354,87 @@ def test_a_long_running_loop_prints_a_standing_decision_once(
     assert loop() == []
     store.record_observation("src", "2")
     assert [line.split(":")[0] for line in loop()] == ["no owner x"]
+
+
+# ------------------------------------------------------------------------- partitions reach runs
+DAYS = TimeWindowPartitions("daily", start="2026-11-01", end="2026-11-04", timezone="Europe/Berlin")
+
+
+def _two_unsynced_days(store: EventStore, partition_by: str, partitions: object = DAYS) -> None:
+    store.register(
+        [
+            AssetSpec("src", kind="observable", partitions=partitions),  # type: ignore[arg-type]
+            AssetSpec(
+                "daily",
+                code_version="1",
+                deps=["src"],
+                partitions=partitions,  # type: ignore[arg-type]
+                metadata=owner_metadata("airflow", "days", "compute", partition_by=partition_by),
+            ),
+        ]
+    )
+    keys = ["2026-11-01", "2026-11-02", "2026-11-03"] if partitions is DAYS else ["eu", "us", "asia"]
+    for key in keys:
+        store.record_observation("src", "1", partition=key)
+        store.record_materialization("daily", partition=key)
+    for key in keys[1:]:
+        store.record_observation("src", "2", partition=key)
+
+
+def test_a_launch_of_time_partitions_carries_each_window(store: EventStore) -> None:
+    _two_unsynced_days(store, "window")
+    (launch,) = plan(store, EAGER)
+    assert (launch.action, launch.partitions) == ("launch", ("2026-11-02", "2026-11-03"))
+    (request,) = requests_for([launch], EAGER)
+    berlin = pendulum.timezone("Europe/Berlin")
+    assert request.windows == {
+        "daily": {
+            "2026-11-02": (
+                pendulum.datetime(2026, 11, 2, tz=berlin),
+                pendulum.datetime(2026, 11, 3, tz=berlin),
+            ),
+            "2026-11-03": (
+                pendulum.datetime(2026, 11, 3, tz=berlin),
+                pendulum.datetime(2026, 11, 4, tz=berlin),
+            ),
+        }
+    }
+    # Another instance claimed one day first: the request keeps only the other's window.
+    (rest,) = requests_for([dataclasses.replace(launch, partitions=("2026-11-03",))], EAGER)
+    assert list(rest.windows["daily"]) == ["2026-11-03"]
+
+
+@pytest.mark.parametrize(
+    ("partition_by", "partitions", "why"),
+    [
+        ("partition key", StaticPartitions(["eu", "us", "asia"]), "from its own partition key"),
+        ("partition=", DAYS, "from the task's partition= argument"),
+        ("map index", StaticPartitions(["eu", "us", "asia"]), "from the task's map index"),
+        ("window", StaticPartitions(["eu", "us", "asia"]), "reads the partition from a time window"),
+    ],
+)
+def test_a_run_that_picks_its_own_partition_is_held_not_launched(
+    store: EventStore, partition_by: str, partitions: object, why: str
+) -> None:
+    _two_unsynced_days(store, partition_by, partitions)
+    (held,) = plan(store, EAGER)
+    assert held.action == "hold"
+    assert why in held.reason
+    assert "run airflow:days (compute) for " in held.reason and "yourself" in held.reason
+    assert held.change == ""  # nothing to claim: a held asset is not launched
+    assert requests_for([held], EAGER) == []
+
+
+def test_an_owner_that_does_not_say_how_it_partitions_launches_keys_only(store: EventStore) -> None:
+    _two_unsynced_days(store, "")  # Prefect and dbt record no partition_by
+    (launch,) = plan(store, EAGER)
+    (request,) = requests_for([launch], EAGER)
+    assert (launch.action, request.windows) == ("launch", {})
+    assert request.partitions == {"daily": ("2026-11-02", "2026-11-03")}
+
+
+def test_the_recorded_partition_mode_survives_the_metadata_round_trip() -> None:
+    spec = AssetSpec("a", metadata=owner_metadata("airflow", "d", "t", partition_by="window"))
+    owner = Owner.recorded(spec)
+    assert owner is not None and (owner.partition_by, owner.options) == ("window", ())
+    assert Owner.recorded(AssetSpec("b", metadata=owner_metadata("dbt", "/w", "m"))).partition_by == ""  # type: ignore[union-attr]
