@@ -24,18 +24,18 @@ def clean_insync_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
 
 
-@pytest.fixture(autouse=True)
+@pytest.fixture(scope="module", autouse=True)
 def no_event_loop_left_running() -> Iterator[None]:
-    """A test that leaves an asyncio loop marked running in the main thread fails itself.
+    """A test file that leaves an asyncio loop marked running in the main thread fails there.
 
-    Left alone, it would fail whatever runs next in the same process (`asyncio.run()` refuses,
-    Prefect takes its sync calls for async ones), which with test files spread over workers is
-    a test of another file, far from the cause.
+    Left alone, it would fail whatever file the same worker runs next (`asyncio.run()` refuses,
+    Prefect takes its sync calls for async ones), far from the cause. (Within a file a loop may
+    stay marked: Playwright's sync API does so while its browser is open.)
     """
     yield
     if asyncio._get_running_loop() is not None:
         asyncio._set_running_loop(None)
-        pytest.fail("this test left an asyncio event loop running in the main thread")
+        pytest.fail("a test of this file left an asyncio event loop running in the main thread")
 
 
 @pytest.fixture

@@ -1,7 +1,7 @@
 """Fixtures for the asset catalog UI: a seeded store, the app on a real port, system Chromium.
 
 The browser is Debian's `chromium` driven by Playwright (never a downloaded browser); install it
-with `apt-get update && apt-get install -y chromium`. One browser per session; each test gets a
+with `apt-get update && apt-get install -y chromium`. One browser per test file; each test gets a
 fresh page. The server runs uvicorn in a daemon thread on a free 127.0.0.1 port.
 """
 
@@ -87,7 +87,10 @@ def partitioned(
     store.close()
 
 
-@pytest.fixture(scope="session")
+# Per file, not per session: Playwright's sync API keeps an asyncio loop marked running in the
+# main thread while it is open, and a test file that a worker runs after this one (an Airflow
+# trigger's `asyncio.run()`, Prefect's sync calls) must find none.
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
     if not Path(CHROMIUM).exists() and not shutil.which(CHROMIUM):
         message = f"{CHROMIUM} not found: apt-get update && apt-get install -y chromium"
