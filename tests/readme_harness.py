@@ -15,8 +15,8 @@ the venv NOT on PATH (a README that forgets to activate it fails), a home of its
 is given, as a developer would have it: PREFECT_API_URL of one `prefect server start`, which
 saves each Prefect command its own server's cold start.
 
-A README runs once per test process (`run_readme` caches it), so an example's own test reads
-the output of the commands the harness ran instead of running them again.
+A README runs once per test process (`run_readme` caches it; each xdist worker is one), so an
+example's own test reads the output of the commands the harness ran instead of running them again.
 """
 
 from __future__ import annotations
