@@ -5,6 +5,14 @@ the versioned tasks that are in sync end SUCCESS without running their code, so 
 Unsynced ones do their work. The DAG run id is the launch's idempotency key: should two
 launches of the same claim ever reach Airflow, the second gets 409 and starts nothing.
 
+A time-partitioned task computes the window holding its run's data interval
+(`_inputs.partition_of`), so each Unsynced window gets a run of its own whose data interval is
+that window, with run id `<key>-<partition>`. Airflow keeps one run per logical date, and the
+run that first built the window usually holds the window's start; so the logical date is a few
+seconds into the window (same `ds`, same hour), chosen from the run id, and another one is
+tried when that date is taken too. A task that picks its partition itself never gets here:
+`plan` holds it (`Owner.partition_by`).
+
 Where Airflow is: `[tool.insync.automate.airflow] url = "http://host:8080"` or
 $INSYNC_AIRFLOW_URL. Credentials (SimpleAuthManager, or any auth manager serving
 `POST /auth/token`): `username` in the config or $INSYNC_AIRFLOW_USERNAME, the password only in
@@ -13,6 +21,8 @@ $INSYNC_AIRFLOW_PASSWORD; with neither, `GET /auth/token` (`simple_auth_manager_
 
 from __future__ import annotations
 
+import datetime
+import hashlib
 import logging
 import os
 from collections.abc import Mapping
@@ -26,6 +36,7 @@ __all__ = ["AirflowLauncher"]
 
 log = logging.getLogger("insync")
 _TIMEOUT_S = 30.0
+_DATE_TRIES = 5  # logical dates tried per window before giving up on a taken one
 
 
 class AirflowLauncher:
@@ -72,18 +83,14 @@ class AirflowLauncher:
         return str(response.json()["access_token"])
 
     def launch(self, request: LaunchRequest) -> str:
-        """Trigger one run of the owner's DAG; return its run id.
+        """Trigger the owner's DAG: one run, or one per Unsynced time window; return the run ids.
 
-        :raises InsyncError: Airflow cannot be reached, refuses the token, or rejects the run.
+        :raises InsyncError: Airflow cannot be reached, refuses the token, or rejects a run; a
+            partition without a known time window (nothing is triggered then).
         """
         dag_id = request.owner.target
-        conf = {
-            "insync": {
-                "assets": [str(k) for k in request.keys],
-                "tasks": list(request.items),
-                "partitions": {str(k): list(v) for k, v in request.partitions.items()},
-            }
-        }
+        runs = _runs(request)
+        started: list[str] = []
         try:
             with httpx.Client(base_url=self.url, timeout=_TIMEOUT_S) as client:
                 client.headers["Authorization"] = f"Bearer {self._token(client)}"
@@ -95,18 +102,89 @@ class AirflowLauncher:
                     )
                 if dag.status_code < 400 and dag.json().get("is_paused"):
                     log.warning("airflow DAG %s is paused: the run waits until it is unpaused", dag_id)
-                response = client.post(
-                    f"/api/v2/dags/{dag_id}/dagRuns",
-                    json={"dag_run_id": request.idempotency_key, "logical_date": None, "conf": conf},
-                )
+                for run_id, window, selection in runs:
+                    started.append(self._trigger(client, dag_id, run_id, window, {"insync": selection}))
         except httpx.HTTPError as exc:
             raise InsyncError(
                 f"cannot reach Airflow at {self.url}: {exc}; is the api-server running?"
             ) from None
-        if response.status_code == 409:  # this launch was already triggered
-            return request.idempotency_key
-        if response.status_code >= 400:
-            raise InsyncError(
-                f"Airflow refused to trigger {dag_id} (HTTP {response.status_code}): {response.text[:300]}"
-            )
-        return str(response.json().get("dag_run_id", request.idempotency_key))
+        return (
+            ", ".join(started)
+            if len(started) <= 3
+            else f"{started[0]} .. {started[-1]} ({len(started)} runs)"
+        )
+
+    def _trigger(
+        self,
+        client: httpx.Client,
+        dag_id: str,
+        run_id: str,
+        window: tuple[datetime.datetime, datetime.datetime] | None,
+        conf: dict[str, Any],
+    ) -> str:
+        body: dict[str, Any] = {"dag_run_id": run_id, "logical_date": None, "conf": conf}
+        for attempt in range(_DATE_TRIES if window else 1):
+            if window is not None:
+                # Plain UTC datetimes: pendulum's arithmetic on a stdlib-UTC instance drops the zone.
+                start, end = (datetime.datetime.fromtimestamp(m.timestamp(), datetime.UTC) for m in window)
+                body["logical_date"] = _logical_date(run_id, attempt, start, end).isoformat()
+                body["data_interval_start"] = start.isoformat()
+                body["data_interval_end"] = end.isoformat()
+            response = client.post(f"/api/v2/dags/{dag_id}/dagRuns", json=body)
+            if response.status_code < 400:
+                return str(response.json().get("dag_run_id", run_id))
+            if response.status_code != 409:
+                break
+            # 409: this run id exists (the launch was triggered before), or the logical date is
+            # another run's.
+            if client.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}").status_code == 200:
+                return run_id
+        raise InsyncError(
+            f"Airflow refused to trigger {dag_id} run {run_id} (HTTP {response.status_code}): "
+            f"{response.text[:300]}"
+        )
+
+
+def _runs(
+    request: LaunchRequest,
+) -> list[tuple[str, tuple[datetime.datetime, datetime.datetime] | None, dict[str, Any]]]:
+    """(run id, data interval, conf selection) of each run to trigger.
+
+    :raises InsyncError: a partition whose time window the request does not carry.
+    """
+    assets = [str(k) for k in request.keys]
+    tasks = list(request.items)
+    if not request.partitions:
+        return [(request.idempotency_key, None, {"assets": assets, "tasks": tasks, "partitions": {}})]
+    by_window: dict[tuple[datetime.datetime, datetime.datetime], dict[str, list[str]]] = {}
+    for key, partitions in request.partitions.items():
+        windows = request.windows.get(key, {})
+        for partition in partitions:
+            if partition not in windows:
+                raise InsyncError(
+                    f"{key}[{partition}]: insync does not know which time window its Airflow run "
+                    f"must compute, so it triggers nothing rather than a run of another partition; "
+                    f"run a task of DAG {request.owner.target!r} once with this insync (it records how "
+                    "it picks its partition), or trigger the DAG for that partition yourself"
+                )
+            by_window.setdefault(windows[partition], {}).setdefault(str(key), []).append(partition)
+    runs = []
+    labels: set[str] = set()
+    for window, members in sorted(by_window.items()):
+        label = "_".join(sorted({p for ps in members.values() for p in ps}))
+        if label in labels:  # the same key names another window (another timezone)
+            label += "-" + hashlib.sha256(repr(window).encode()).hexdigest()[:8]
+        labels.add(label)
+        selection = {"assets": assets, "tasks": tasks, "partitions": members}
+        runs.append((f"{request.idempotency_key}-{label}", window, selection))
+    return runs
+
+
+def _logical_date(
+    run_id: str, attempt: int, start: datetime.datetime, end: datetime.datetime
+) -> datetime.datetime:
+    """A logical date 1-59 s into the window: past the start another run may hold, within the
+    same minute, so `ds`, `ts` to the minute and the hour stay the window's."""
+    seconds = min(59, int((end - start).total_seconds()) - 1)
+    digest = int(hashlib.sha256(f"{run_id}:{attempt}".encode()).hexdigest()[:8], 16)
+    return start + datetime.timedelta(seconds=1 + digest % seconds)
