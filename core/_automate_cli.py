@@ -82,7 +82,7 @@ def run_once(
             click.echo("nothing to do: every asset with a policy is Synced and fresh")
         return decisions
     decisions = claim(store, decisions, instance=instance)
-    now = {_label(d): d.action for d in decisions if d.action != "launch"} or (
+    now: dict[str, str] = {_label(d): d.action for d in decisions if d.action != "launch"} or (
         {} if decisions else {"": "nothing to do"}
     )
     before = dict(standing or {})
