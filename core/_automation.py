@@ -35,7 +35,15 @@ from . import _schema as t
 from ._keys import AssetKey
 from ._loading import chunks
 from ._model import AssetSpec, AssetStatus, StaleCauseCategory, StaleStatus, partition_label
-from ._owners import OWNER_KEY, OWNER_KINDS, PARTITION_BY_WINDOW, UNTARGETABLE, Owner, owner_metadata
+from ._owners import (
+    OWNER_KEY,
+    OWNER_KINDS,
+    PARTITION_BY_WINDOW,
+    UNTARGETABLE,
+    WINDOW_KINDS,
+    Owner,
+    owner_metadata,
+)
 from ._partitions import TimeWindowPartitions
 from ._store import EventStore
 from .errors import ConfigError
@@ -464,8 +472,13 @@ def _aim(
     if owner.partition_by in UNTARGETABLE:
         return (
             f"the {owner.kind} run picks its partition from {UNTARGETABLE[owner.partition_by]}, which "
-            f"insync cannot set: {yourself}, or give {key} time partitions without partition= (a "
-            "launch sets the run's data interval to the window)",
+            f"insync cannot set: {yourself}"
+            + (
+                f", or give {key} time partitions without partition= (a launch sets the run's data "
+                "interval to the window)"
+                if owner.kind in WINDOW_KINDS
+                else ""
+            ),
             (),
         )
     if owner.partition_by != PARTITION_BY_WINDOW:

@@ -27,6 +27,7 @@ _OWNER_HOW: Final = {
 # window holding the run's data interval, which a launch can set; the others name something the
 # run decides itself, so a launch cannot aim it at one partition.
 PARTITION_BY_WINDOW: Final = "window"
+WINDOW_KINDS: Final = ("airflow",)  # whose launcher sets the run's time window
 UNTARGETABLE: Final = {
     "partition=": "the task's partition= argument",
     "partition key": "its own partition key",

@@ -5,6 +5,10 @@ named in a policy: `owner = "prefect:build-reports/reports"`). The run does not 
 versioned tasks check themselves, and the ones in sync end `Cached`. The launch's idempotency
 key is Prefect's too, so a repeated launch of one claim starts one flow run.
 
+A partitioned versioned task computes the partition its `partition=` argument names, which the
+flow passes from its own parameters or code: nothing a launch can aim at one partition. So a
+launch with partitions starts no run at all (rather than one rebuilding other partitions).
+
 Options (`[tool.insync.automate.prefect]`): `parameters` (a table passed to every run) and
 `select_parameter` (the name of a flow parameter that receives the list of asset keys).
 """
@@ -45,8 +49,17 @@ class PrefectLauncher:
     def launch(self, request: LaunchRequest) -> str:
         """Start one flow run of the deployment; return its id.
 
-        :raises InsyncError: Prefect cannot be reached or has no such deployment.
+        :raises InsyncError: Prefect cannot be reached or has no such deployment; the request
+            has partitions.
         """
+        if request.partitions:
+            key, partitions = next(iter(request.partitions.items()))
+            shown = ", ".join(partitions[:3]) + (f" +{len(partitions) - 3}" if len(partitions) > 3 else "")
+            raise InsyncError(
+                f"{key}[{shown}]: a Prefect flow run computes the partitions its flow passes to the "
+                "task's partition= argument, which insync cannot set, so it starts no run rather than "
+                f"one of other partitions; run deployment {request.owner.target} for them yourself"
+            )
         from prefect.deployments import run_deployment
         from prefect.exceptions import ObjectNotFound
 

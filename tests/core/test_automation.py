@@ -11,9 +11,17 @@ from pathlib import Path
 
 import pendulum
 import pytest
-from insync.core import AssetSpec, ConfigError, EventStore, StaticPartitions, TimeWindowPartitions
+from insync.core import (
+    AssetKey,
+    AssetSpec,
+    ConfigError,
+    EventStore,
+    StaticPartitions,
+    TimeWindowPartitions,
+)
 from insync.core.automation import (
     AutomationConfig,
+    LaunchRequest,
     Owner,
     Policy,
     claim,
@@ -438,3 +446,19 @@ def test_the_recorded_partition_mode_survives_the_metadata_round_trip() -> None:
     owner = Owner.recorded(spec)
     assert owner is not None and (owner.partition_by, owner.options) == ("window", ())
     assert Owner.recorded(AssetSpec("b", metadata=owner_metadata("dbt", "/w", "m"))).partition_by == ""  # type: ignore[union-attr]
+
+
+def test_the_prefect_launcher_starts_no_run_for_partitions() -> None:
+    # Refused before Prefect is imported or reached: no server needed.
+    from insync.adapters.prefect._automation import PrefectLauncher
+    from insync.core import InsyncError
+
+    request = LaunchRequest(
+        Owner("prefect", "daily/days"),
+        (AssetKey("daily"),),
+        (),
+        {AssetKey("daily"): ("2026-11-02", "2026-11-03")},
+        "insync-z",
+    )
+    with pytest.raises(InsyncError, match=r"daily\[2026-11-02, 2026-11-03\]: .* run deployment daily/days"):
+        PrefectLauncher().launch(request)
