@@ -145,9 +145,10 @@ class AirflowLauncher:
         )
 
 
-def _runs(
-    request: LaunchRequest,
-) -> list[tuple[str, tuple[datetime.datetime, datetime.datetime] | None, dict[str, Any]]]:
+_Run = tuple[str, tuple[datetime.datetime, datetime.datetime] | None, dict[str, Any]]
+
+
+def _runs(request: LaunchRequest) -> list[_Run]:
     """(run id, data interval, conf selection) of each run to trigger.
 
     :raises InsyncError: a partition whose time window the request does not carry.
@@ -168,7 +169,7 @@ def _runs(
                     "it picks its partition), or trigger the DAG for that partition yourself"
                 )
             by_window.setdefault(windows[partition], {}).setdefault(str(key), []).append(partition)
-    runs = []
+    runs: list[_Run] = []
     labels: set[str] = set()
     for window, members in sorted(by_window.items()):
         label = "_".join(sorted({p for ps in members.values() for p in ps}))
