@@ -10,7 +10,7 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 from importlib import metadata
 from typing import Any
@@ -35,6 +35,7 @@ __all__ = [
     "producer",
     "reset",
     "run_facets",
+    "with_facets",
 ]
 
 log = logging.getLogger("insync")
@@ -120,6 +121,23 @@ def error_facets(failed: BaseException | str) -> dict[str, RunFacet]:
         message, trace = failed, None
     return {"errorMessage": error_message_run.ErrorMessageRunFacet(
         message=message, programmingLanguage="python", stackTrace=trace, producer=producer())}
+
+
+def with_facets(
+    event: RunEvent,
+    *,
+    run: Mapping[str, RunFacet] | None = None,
+    outputs: Mapping[str, DatasetFacet] | None = None,
+) -> RunEvent:
+    """A copy of another producer's event with these facets added: `run` on its run, `outputs`
+    on each of its output datasets. Its own facets are kept (one of the same name is replaced);
+    the event itself is not changed (a producer may share its run between START and COMPLETE)."""
+    new_run = attr.evolve(event.run, facets={**(event.run.facets or {}), **(run or {})})
+    new_outputs = event.outputs
+    if outputs:
+        new_outputs = [attr.evolve(o, facets={**(o.facets or {}), **outputs})
+                       for o in event.outputs or ()]
+    return attr.evolve(event, run=new_run, outputs=new_outputs)
 
 
 def input_datasets(lineage: StepLineage) -> list[InputDataset]:
