@@ -31,7 +31,7 @@ from insync.core import (
 from insync.core._owners import owner_metadata
 
 from ._compile import CACHE_FILE, CompiledCache, compiled_nodes
-from ._lineage import emit_build_lineage
+from ._lineage import DbtOlCapture, emit_build_lineage
 from ._manifest import FRAMEWORK, DbtAsset, assets_from_manifest, topological_order, window_floor
 from ._plan import Decision, due_windows, plan
 from ._progress import note, phase
@@ -432,7 +432,7 @@ class DbtProject:
             if outcome.action == "reused":
                 log.info("skip %s: %s", ctx.assets[uid].key, outcome.reason)
         ordered = [outcomes[u] for u in topological_order(ctx.assets, outcomes)]
-        emit_build_lineage(self.store, ordered, ctx.statuses, ctx.recorded)
+        emit_build_lineage(self.store, ordered, ctx.statuses, ctx.recorded, ctx.lineage)
         return BuildReport(command, run_id=run_id, outcomes=ordered, invocations=invocations,
                            timings=ctx.clock.laps, unobserved=_unobserved(ctx))
 
@@ -440,14 +440,17 @@ class DbtProject:
         ids = [d.unique_id for d in stage]
         extra = ["--full-refresh"] if stage and stage[0].full_refresh else []
         extra += _batch_range(ctx, stage) if not extra else []
-        if set(ids) == ctx.selected:
-            # Everything the user selected is due (a first build, --force): their own
-            # selection says it exactly, and dbt resolves it faster than 500 fqn selectors.
-            result = ctx.invoker.execute(command, ctx.invoker.args.selection, extra=extra)
-        else:
-            selectors, excludes = _selectors(ctx.manifest, ids)
-            result = ctx.invoker.execute(command, ["--select", *selectors],
-                                         ["--exclude", *excludes] if excludes else [], extra)
+        # dbt-ol's events are read from the artifacts this call writes, before the next call
+        # overwrites them (nothing happens unless OpenLineage is on).
+        with ctx.lineage.call():
+            if set(ids) == ctx.selected:
+                # Everything the user selected is due (a first build, --force): their own
+                # selection says it exactly, and dbt resolves it faster than 500 fqn selectors.
+                result = ctx.invoker.execute(command, ctx.invoker.args.selection, extra=extra)
+            else:
+                selectors, excludes = _selectors(ctx.manifest, ids)
+                result = ctx.invoker.execute(command, ["--select", *selectors],
+                                             ["--exclude", *excludes] if excludes else [], extra)
         return {r.node.unique_id: r for r in (result.results if result is not None else ())}
 
     def _record(self, ctx: _Context, built: Sequence[Decision], results: Mapping[str, Any],
@@ -552,6 +555,7 @@ class _Context:
         self.now = pendulum.now("UTC")  # cuts the microbatch windows that have ended
         self.statuses: dict[AssetKey, AssetStatus] = {}  # before this command built anything
         self.recorded: list[Event] = []  # materializations this command recorded
+        self.lineage = DbtOlCapture(invoker.args)  # dbt-ol's events of each dbt call
 
 
 class _Clock:
