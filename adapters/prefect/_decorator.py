@@ -203,7 +203,7 @@ def _version_flow(flow_obj: Flow[Any, Any], binding: Binding) -> Flow[Any, Any]:
         bound.apply_defaults()
         step = Step(
             open_store(binding.store),
-            binding.spec(binding.deps, code_version, run_owner()),
+            binding.spec(binding.deps, code_version, run_owner(partitioned=binding.partitions is not None)),
             run_id=run_id or uuid4().hex,
             framework=FRAMEWORK,
             cache=open_value_cache(binding.cache),

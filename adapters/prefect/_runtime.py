@@ -117,10 +117,11 @@ def close_all() -> None:
 _DEPLOYMENT_NAMES: BoundedMap[UUID, str] = BoundedMap(limit=1024)
 
 
-def run_owner() -> dict[str, Any]:
+def run_owner(*, partitioned: bool = False) -> dict[str, Any]:
     """In a deployment's flow run: that deployment, recorded as the owner of the assets its
     versioned steps define, so `insync automate` can run it again. Empty for a local run (and a
-    subflow, which is not what a launch would start).
+    subflow, which is not what a launch would start). `partitioned`: the step's partition comes
+    from its `partition=` (the flow's own arguments), which a launch cannot aim at one partition.
 
     Read from the flow run context, never from `prefect.runtime.deployment` (for a local run it
     asks the API for the flow run on every call). An unreachable API records no owner: a step
@@ -141,7 +142,8 @@ def run_owner() -> dict[str, Any]:
         except Exception:
             return {}
         _DEPLOYMENT_NAMES.put(deployment_id, name)
-    return owner_metadata("prefect", f"{ctx.flow.name}/{name}")
+    target = f"{ctx.flow.name}/{name}"
+    return owner_metadata("prefect", target, partition_by="partition=" if partitioned else "")
 
 
 def upstream_keys(task_inputs: Mapping[str, Iterable[Any]]) -> tuple[set[AssetKey], dict[str, set[AssetKey]]]:

@@ -148,7 +148,7 @@ class InsyncCachePolicy(CachePolicy):
         options = binding.step_options(binding.call_values(inputs), upstream)
         refresh = _refresh_requested(task_ctx.task)
         needs_value = binding.cache is not None
-        owner = run_owner()
+        owner = run_owner(partitioned=binding.partitions is not None)
 
         def check(deps: set[AssetKey]) -> Step:
             step = Step(

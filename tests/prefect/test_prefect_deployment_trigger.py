@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from insync.adapters.prefect import observation_flow, versioned
-from insync.core import AssetKey
+from insync.core import AssetKey, StaticPartitions
 from prefect import flow, task
 from prefect.client.orchestration import get_client
 from prefect.events.worker import EventsWorker
@@ -89,8 +89,17 @@ def owned_report() -> int:
     return 1
 
 
+@versioned(
+    "reports/by_region", code_version="v1", partitions=StaticPartitions(["eu", "us"]), partition="region"
+)
+@task
+def regional_report(region: str) -> str:
+    return region
+
+
 @flow(name="build-owned-reports")
-def owned_reports() -> int:
+def owned_reports(region: str = "eu") -> int:
+    regional_report(region)
     return owned_report()
 
 
@@ -115,5 +124,8 @@ def test_a_deployment_run_records_its_deployment_as_owner(
     assert run_flow(owned_reports, flow_run=flow_run) == 1
     with EventStore(store_url) as store:
         owner = Owner.recorded(store.definitions()[key])
+        regional = Owner.recorded(store.definitions()[AssetKey.parse("reports/by_region")])
     assert owner is not None
-    assert (owner.kind, owner.target) == ("prefect", "build-owned-reports/nightly")
+    assert (owner.kind, owner.target, owner.partition_by) == ("prefect", "build-owned-reports/nightly", "")
+    # The flow's own argument picks the partition: a launch cannot aim it (automate holds it).
+    assert regional is not None and regional.partition_by == "partition="
