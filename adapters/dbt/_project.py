@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 import time
@@ -540,6 +541,11 @@ class DbtProject:
 class _Context:
     """State of one insync dbt command."""
 
+    @functools.cached_property
+    def lineage(self) -> DbtOlCapture:
+        """dbt-ol's events of each dbt call (made when a dbt call runs)."""
+        return DbtOlCapture(self.invoker.args)
+
     def __init__(self, invoker: DbtInvoker, manifest: Manifest, assets: dict[str, DbtAsset],
                  warehouse: str, clock: _Clock) -> None:
         self.clock = clock
@@ -555,7 +561,6 @@ class _Context:
         self.now = pendulum.now("UTC")  # cuts the microbatch windows that have ended
         self.statuses: dict[AssetKey, AssetStatus] = {}  # before this command built anything
         self.recorded: list[Event] = []  # materializations this command recorded
-        self.lineage = DbtOlCapture(invoker.args)  # dbt-ol's events of each dbt call
 
 
 class _Clock:
