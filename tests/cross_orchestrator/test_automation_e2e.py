@@ -6,6 +6,8 @@ The scenario (examples/cross_orchestrator): a source file changes -> automate tr
 ingest DAG, where only the load of that file runs -> dbt rebuilds the two models below it ->
 the Prefect report reruns; nothing else runs; the next loop does nothing. A second automate
 instance started while the first one's run is in flight sees the claim and launches nothing.
+Last, a daily-partitioned Airflow task: its policy launches one DAG run per never-built day, and
+each run computes exactly its own day.
 
 Run it alone with `pytest -m automation`. This process imports no orchestrator: it drives them
 through their REST APIs and the `insync` command, as an operator would.
@@ -27,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pendulum
 import pytest
 
 pytestmark = pytest.mark.automation
@@ -50,6 +53,30 @@ freshness = "6h"
 
 [airflow]
 url = "{url}"
+"""
+# A daily-partitioned task (no partition=): its partition is the window of its run's data
+# interval. The scheduler builds the latest day; the policy added last launches the others.
+PARTITIONED_DAG = """\
+import pendulum
+from airflow.sdk import dag, task
+from insync.adapters.airflow import versioned
+from insync.core import TimeWindowPartitions
+
+START = pendulum.parse("{start}")
+DAILY = TimeWindowPartitions("daily", start=START.to_date_string())
+
+
+@dag(dag_id="daily_parts", schedule="@daily", start_date=START, catchup=False)
+def daily_parts():
+    @task
+    @versioned(code_version="v1", partitions=DAILY)
+    def compute(ds=None):
+        return f"computed for {{ds}}"
+
+    compute()
+
+
+daily_parts()
 """
 SERVE = """\
 from reporting import build_reports
@@ -197,6 +224,8 @@ class Services:
 def workdir(tmp_path: Path) -> Path:
     work = tmp_path / "work"
     shutil.copytree(EXAMPLE / "dags", work / "dags", ignore=shutil.ignore_patterns("__pycache__"))
+    start = pendulum.now("UTC").start_of("day").subtract(days=3)
+    (work / "dags" / "daily_parts.py").write_text(PARTITIONED_DAG.format(start=start.isoformat()))
     shutil.copytree(
         EXAMPLE / "warehouse", work / "warehouse", ignore=shutil.ignore_patterns("target", "logs", "*.duckdb")
     )
@@ -328,10 +357,27 @@ def _history(services: Services) -> dict[str, int]:
         }
 
 
+def _partitions(services: Services) -> dict[str, str]:
+    """The days of daily_parts/compute materialized so far, each with the run that built it."""
+    from insync.core import EventStore
+    from insync.core.errors import StoreError
+
+    try:
+        with EventStore(services.env["INSYNC_DATABASE_URL"], read_only=True) as store:
+            if "daily_parts/compute" not in {str(k) for k in store.definitions()}:
+                return {}
+            events = store.history("daily_parts/compute", kind="materialization", limit=50)
+    except StoreError:  # no task has created the store yet
+        return {}
+    return {str(e.partition): str(e.run_id) for e in events}
+
+
 def test_a_source_change_runs_exactly_its_chain_across_airflow_dbt_and_prefect(services: Services) -> None:
     work = services.work
     # Pass 1, by hand: each orchestrator runs once, so every asset exists and each adapter records
     # its owner with the definitions (the DAG, the dbt project, the Prefect deployment).
+    # The scheduler's run of the latest day records daily_parts/compute and its owner.
+    _wait("the scheduled daily_parts run", lambda: _partitions(services), 180, services.processes)
     _say("pass 1: ingest_raw, dbt build, the reports deployment")
     services.run_dag("ingest_raw")
     subprocess.run(
@@ -418,4 +464,23 @@ def test_a_source_change_runs_exactly_its_chain_across_airflow_dbt_and_prefect(s
     assert ran == ["marts/daily_revenue", "raw/orders", "reports/daily_revenue", "staging/orders"], after
     assert all(after[key] - before[key] == 1 for key in ran), after
     assert len(services.deployment_runs()) == 2  # pass 1 and loop 3
+
+    # Partitions: an eager policy for the daily task launches one Airflow run per never-built
+    # window, its data interval that window; each run computes exactly its own day.
+    built = _partitions(services)
+    assert len(built) == 1, built
+    config = work / "automate.toml"
+    config.write_text(config.read_text() + '\n[policies."daily_parts"]\neager = true\n')
+    (launch,) = _automate(services, "first")
+    assert launch.startswith("launch daily_parts/compute[") and "3 partitions never materialized" in launch
+    runs = [r for r in services.dag_runs("daily_parts") if r.startswith("insync-")]
+    assert len(runs) == 3, runs
+    for run in runs:
+        _wait(f"daily_parts run {run}", lambda r=run: services.dag_run_done("daily_parts", r), 180,
+              services.processes)
+    done = _partitions(services)
+    launched = {day: run for day, run in done.items() if day not in built}
+    assert len(done) == 4 and built.items() <= done.items(), done
+    assert all(run.endswith(f"-{day}") for day, run in launched.items()), done  # each its own day
+    assert _automate(services, "first") == ["nothing to do"]
     assert len(services.dag_runs("ingest_raw")) == 2  # pass 1 and loop 1
