@@ -207,6 +207,20 @@ def partition_of(
     )
 
 
+def partition_source(settings: VersionSettings, partitions: PartitionsDefinition | None) -> str:
+    """How a run of the task picks its partition, in `partition_of`'s order, for the launcher
+    (`Owner.partition_by`): only a time window is something it can set, through the run's data
+    interval."""
+    if partitions is None:
+        return ""
+    if settings.partitions is None:
+        return "map index"  # a mapped task: its partitions are its map indexes
+    if settings.partition is not None:
+        return "partition="
+    # The run's partition_key would win, but a launched run has none.
+    return "window" if isinstance(partitions, TimeWindowPartitions) else "partition key"
+
+
 # --------------------------------------------------------------------------------- parameters
 
 

@@ -30,12 +30,11 @@ from insync.core import (
     InvalidCodeVersion,
     PartitionsDefinition,
     Step,
-    TimeWindowPartitions,
     resolve_code_version,
 )
 from insync.core._owners import owner_metadata
 
-from ._inputs import code_analysis, partition_of, task_inputs
+from ._inputs import code_analysis, partition_of, partition_source, task_inputs
 from ._keys import VersionSettings, asset_key_for, deps_for, opened_store, value_cache
 from .lineage import task_failed, task_lineage
 
@@ -128,23 +127,10 @@ def spec_for(
         # The owner: `insync automate` triggers this DAG when the asset is Unsynced.
         metadata={"dag_id": task.dag_id, "task_id": task.task_id,
                   **owner_metadata("airflow", task.dag_id, task.task_id,
-                                   partition_by=_partition_by(settings, partitions))},
+                                   partition_by=partition_source(settings, partitions))},
         partitions=partitions,
         partition_mappings=dict(settings.partition_mappings) or None,
     )
-
-
-def _partition_by(settings: VersionSettings, partitions: PartitionsDefinition | None) -> str:
-    """How a run of the task picks its partition (``_inputs.partition_of``), for the launcher:
-    only a time window is something it can set, through the run's data interval."""
-    if partitions is None:
-        return ""
-    if settings.partitions is None:
-        return "map index"  # a mapped task: its partitions are its map indexes
-    if settings.partition is not None:
-        return "partition="
-    # The run's partition_key would win, but a launched run has none.
-    return "window" if isinstance(partitions, TimeWindowPartitions) else "partition key"
 
 
 def _forced(context: Context, key: AssetKey) -> bool:

@@ -17,9 +17,8 @@ import pendulum
 import pytest
 from airflow.api_fastapi.core_api.datamodels.dag_run import TriggerDAGRunPostBody
 from insync.adapters.airflow._automation import AirflowLauncher
-from insync.adapters.airflow._inputs import partition_of
+from insync.adapters.airflow._inputs import partition_of, partition_source
 from insync.adapters.airflow._keys import VersionSettings
-from insync.adapters.airflow._protocol import _partition_by
 from insync.core import AssetKey, AssetSpec, EventStore, InsyncError, StaticPartitions, TimeWindowPartitions
 from insync.core.automation import (
     AutomationConfig,
@@ -200,8 +199,8 @@ def test_an_unpartitioned_launch_is_one_run_without_a_logical_date(airflow: Fake
 
 def test_the_adapter_records_how_a_task_picks_its_partition() -> None:
     regions = StaticPartitions(["eu", "us"])
-    assert _partition_by(VersionSettings(), None) == ""
-    assert _partition_by(VersionSettings(partitions=DAYS), DAYS) == "window"
-    assert _partition_by(VersionSettings(partitions=DAYS, partition="{{ ds }}"), DAYS) == "partition="
-    assert _partition_by(VersionSettings(partitions=regions), regions) == "partition key"
-    assert _partition_by(VersionSettings(), StaticPartitions(["0", "1"])) == "map index"
+    assert partition_source(VersionSettings(), None) == ""
+    assert partition_source(VersionSettings(partitions=DAYS), DAYS) == "window"
+    assert partition_source(VersionSettings(partitions=DAYS, partition="{{ ds }}"), DAYS) == "partition="
+    assert partition_source(VersionSettings(partitions=regions), regions) == "partition key"
+    assert partition_source(VersionSettings(), StaticPartitions(["0", "1"])) == "map index"
